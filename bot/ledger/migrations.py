@@ -1,0 +1,141 @@
+"""Ordered, append-only schema migrations, applied in one transaction when the ledger opens.
+
+Each step is frozen as it shipped: never edit an old step, add a new one. The whole run holds the
+SQLite write lock (BEGIN IMMEDIATE) or a PostgreSQL advisory lock, so two processes starting at once
+apply each step exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeEngine
+
+from .schema import Id, UtcDateTime, schema_version
+
+# pg_advisory_xact_lock(class, key): the class marks "ledger migration", the key is the schema.
+_PG_MIGRATION_LOCK_CLASS = 0x4C44
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was migrated by a newer release; refusing to run avoids corrupting it."""
+
+
+def _v1_initial(conn: Connection) -> None:
+    v1 = MetaData()
+    Table(
+        "jobs",
+        v1,
+        Column("id", Id, primary_key=True, autoincrement=True),
+        Column("interaction_id", BigInteger, nullable=False, unique=True),
+        Column("guild_id", BigInteger, nullable=False),
+        Column("channel_id", BigInteger, nullable=False),
+        Column("user_id", BigInteger, nullable=False),
+        Column("project_id", String(64), unique=True),
+        Column("status", String(16), nullable=False),
+        Column("credits_reserved", Integer, nullable=False),
+        Column("credits_charged", Integer),
+        Column("error", Text),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+        Index("ix_jobs_guild_created", "guild_id", "created_at"),
+        Index("ix_jobs_status", "status"),
+    )
+    Table(
+        "guild_settings",
+        v1,
+        Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("credit_limit", Integer),
+        Column("period", String(8)),
+        Column("updated_at", UtcDateTime, nullable=False),
+    )
+    Table(
+        "meta",
+        v1,
+        Column("key", String(255), primary_key=True),
+        Column("value", Text, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+    )
+    v1.create_all(conn)
+
+
+def _add_column(conn: Connection, table: str, name: str, type_: TypeEngine, extra: str = "") -> None:
+    ddl_type = type_.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl_type} {extra}".rstrip())
+
+
+def _v2_delivery_members_alerts(conn: Connection) -> None:
+    """Restart-safe delivery (token, message, inputs), member limits, alert channel and alert dedup."""
+    _add_column(conn, "jobs", "application_id", BigInteger())
+    _add_column(conn, "jobs", "interaction_token", Text())
+    _add_column(conn, "jobs", "message_id", BigInteger())
+    _add_column(conn, "jobs", "input_url", Text())
+    _add_column(conn, "jobs", "background_url", Text())
+    _add_column(conn, "jobs", "name", Text())
+    _add_column(conn, "jobs", "delivered", Boolean(), "NOT NULL DEFAULT false")
+    _add_column(conn, "guild_settings", "member_limit", Integer())
+    _add_column(conn, "guild_settings", "alert_channel_id", BigInteger())
+    conn.exec_driver_sql("CREATE INDEX ix_jobs_guild_user_created ON jobs (guild_id, user_id, created_at)")
+    Table(
+        "alerts_sent",
+        MetaData(),
+        Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("period_start", UtcDateTime, primary_key=True),
+        Column("threshold", Integer, primary_key=True, autoincrement=False),
+        Column("sent_at", UtcDateTime, nullable=False),
+    ).create(conn)
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _v1_initial),
+    (2, _v2_delivery_members_alerts),
+)
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def _apply(conn: Connection, target: int) -> list[int]:
+    schema_version.create(conn, checkfirst=True)
+    current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
+    if current > LATEST_VERSION:
+        raise SchemaTooNewError(
+            f"the ledger database is at schema version {current}, newer than this bot ({LATEST_VERSION}); "
+            "upgrade the bot"
+        )
+    applied = []
+    for version, step in MIGRATIONS:
+        if current < version <= target:
+            step(conn)
+            conn.execute(insert(schema_version).values(version=version, applied_at=datetime.now(UTC)))
+            applied.append(version)
+    return applied
+
+
+async def migrate(engine: AsyncEngine, target: int = LATEST_VERSION) -> list[int]:
+    """Bring the schema to `target`; returns the versions applied (empty when already current)."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+        async with conn.begin():
+            if conn.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:cls, hashtext(current_schema()))"),
+                    {"cls": _PG_MIGRATION_LOCK_CLASS},
+                )
+            return await conn.run_sync(_apply, target)

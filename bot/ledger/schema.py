@@ -1,0 +1,109 @@
+"""Table definitions used by queries; the DDL that creates them lives in `migrations.py`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """timestamptz on PostgreSQL, naive-UTC text on SQLite; always aware UTC in Python."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("the ledger stores timezone-aware datetimes only")
+        value = value.astimezone(UTC)
+        # SQLite compares the stored text, so every value must be written in one zone and format.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("interaction_id", BigInteger, nullable=False, unique=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("channel_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("application_id", BigInteger),
+    Column("interaction_token", Text),
+    Column("message_id", BigInteger),
+    Column("project_id", String(64), unique=True),
+    Column("status", String(16), nullable=False),
+    Column("credits_reserved", Integer, nullable=False),
+    Column("credits_charged", Integer),
+    Column("error", Text),
+    Column("input_url", Text),
+    Column("background_url", Text),
+    Column("name", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("delivered", Boolean, nullable=False, default=False),
+)
+
+guild_settings = Table(
+    "guild_settings",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    # NULL limit and period: the server follows LedgerDefaults (the row may exist only as a lock target).
+    Column("credit_limit", Integer),
+    Column("period", String(8)),
+    Column("member_limit", Integer),
+    Column("alert_channel_id", BigInteger),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+alerts_sent = Table(
+    "alerts_sent",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("period_start", UtcDateTime, primary_key=True),
+    Column("threshold", Integer, primary_key=True, autoincrement=False),
+    Column("sent_at", UtcDateTime, nullable=False),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,594 @@
+"""The credit ledger: atomic reservations and job records over SQLite or PostgreSQL.
+
+Overspending is prevented by serialising reservations per guild inside the database, so it holds
+across tasks, Ledger instances and processes:
+- PostgreSQL: upsert the guild_settings row, then SELECT ... FOR UPDATE it, sum, insert, commit.
+- SQLite: BEGIN IMMEDIATE takes the database write lock before the sum is read; an asyncio.Lock per
+  Ledger queues this process's writers so they wait on the loop rather than in SQLite's busy handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Row
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ColumnElement
+
+from .engine import LOCKED_RETRIES, create_ledger_engine, enable_sqlite_wal, is_sqlite_locked, locked_backoff
+from .migrations import migrate
+from .models import (
+    COST_PER_JOB,
+    HOLDING_STATUSES,
+    SETTLED_STATUSES,
+    GuildSettings,
+    JobRecord,
+    JobStatus,
+    LedgerDefaults,
+    LimitExceeded,
+    Usage,
+)
+from .periods import Period, as_utc, parse_period, period_bounds
+from .schema import alerts_sent, guild_settings, jobs, meta
+from .urls import normalize_database_url, redact_database_url
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+INTERRUPTED_ERROR = "interrupted before Magic Hour answered"
+_HOLDING = tuple(s.value for s in HOLDING_STATUSES)
+_SETTLED = tuple(s.value for s in SETTLED_STATUSES)
+_ANY_OPEN = (JobStatus.RESERVED, JobStatus.SUBMITTED, JobStatus.UNKNOWN)
+
+# What a job counts against its limit: the hold while open, the charge once settled, nothing if refunded.
+_settled_expr = case(
+    (jobs.c.status.in_(_SETTLED), func.coalesce(jobs.c.credits_charged, jobs.c.credits_reserved)), else_=0
+)
+_holding_expr = case((jobs.c.status.in_(_HOLDING), jobs.c.credits_reserved), else_=0)
+_counted_expr = _settled_expr + _holding_expr
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _retry_locked(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run `operation`, retrying a bounded number of times while SQLite reports a lock."""
+    for attempt in range(LOCKED_RETRIES):
+        try:
+            return await operation()
+        except OperationalError as exc:
+            if not is_sqlite_locked(exc) or attempt == LOCKED_RETRIES - 1:
+                raise
+            log.warning("ledger database is locked; retrying (%d/%d)", attempt + 1, LOCKED_RETRIES)
+            await asyncio.sleep(locked_backoff(attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+class Ledger:
+    """Open with `await Ledger.open(url)`; one instance per process is enough (it pools connections)."""
+
+    def __init__(self, engine: AsyncEngine, defaults: LedgerDefaults, *, clock: Clock = _utcnow) -> None:
+        self._engine = engine
+        self.defaults = defaults
+        self._clock = clock
+        self._is_sqlite = engine.dialect.name == "sqlite"
+        self._insert = sqlite.insert if self._is_sqlite else postgresql.insert
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        database_url: str | URL,
+        defaults: LedgerDefaults | None = None,
+        *,
+        connect_args: Mapping[str, Any] | None = None,
+        clock: Clock = _utcnow,
+    ) -> Self:
+        """Connect, create or upgrade the schema, and return a ready ledger."""
+        url = normalize_database_url(database_url)
+        engine = create_ledger_engine(url, connect_args)
+        try:
+            await enable_sqlite_wal(engine)
+            applied = await _retry_locked(lambda: migrate(engine))
+        except BaseException:
+            await engine.dispose()
+            raise
+        if applied:
+            log.info("ledger schema migrated to v%s at %s", applied[-1], redact_database_url(url))
+        log.info("ledger open at %s", redact_database_url(url))
+        return cls(engine, defaults or LedgerDefaults(), clock=clock)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    # ---- transactions -------------------------------------------------------------------------
+
+    async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool) -> T:
+        """Run `work` in one transaction (retried if SQLite reports a lock; `work` must be re-runnable)."""
+
+        async def once() -> T:
+            if write and self._is_sqlite:
+                async with self._write_lock:
+                    return await self._transaction(work, write=True)
+            return await self._transaction(work, write=write)
+
+        return await _retry_locked(once)
+
+    async def _transaction(self, work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool) -> T:
+        async with self._engine.connect() as conn:
+            if write:
+                conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            async with conn.begin():
+                return await work(conn)
+
+    def _now(self, now: datetime | None) -> datetime:
+        return as_utc(self._clock() if now is None else now)
+
+    # ---- reservations -------------------------------------------------------------------------
+
+    async def reserve(
+        self,
+        *,
+        interaction_id: int,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        cost: int = COST_PER_JOB,
+        application_id: int | None = None,
+        interaction_token: str | None = None,
+        input_url: str | None = None,
+        background_url: str | None = None,
+        name: str | None = None,
+        now: datetime | None = None,
+    ) -> JobRecord:
+        """Hold `cost` credits for a new job or raise LimitExceeded; a repeated interaction gets its job."""
+        if cost < 0:
+            raise ValueError("cost must be 0 or more")
+        moment = self._now(now)
+
+        async def work(conn: AsyncConnection) -> JobRecord:
+            settings = await self._lock_guild(conn, guild_id, moment)
+            existing = await self._job(conn, interaction_id)
+            if existing is not None:
+                return existing
+            start, end = period_bounds(settings.period, moment)
+            used, reserved, member = await self._totals(conn, guild_id, user_id, start, end)
+            if used + reserved + cost > settings.credit_limit:
+                raise LimitExceeded(
+                    "guild", used + reserved, settings.credit_limit, settings.period, end, cost
+                )
+            if settings.member_limit is not None and member + cost > settings.member_limit:
+                raise LimitExceeded("member", member, settings.member_limit, settings.period, end, cost)
+            row = (
+                await conn.execute(
+                    jobs.insert()
+                    .values(
+                        interaction_id=interaction_id,
+                        guild_id=guild_id,
+                        channel_id=channel_id,
+                        user_id=user_id,
+                        application_id=application_id,
+                        interaction_token=interaction_token,
+                        status=JobStatus.RESERVED.value,
+                        credits_reserved=cost,
+                        input_url=input_url,
+                        background_url=background_url,
+                        name=name,
+                        created_at=moment,
+                        updated_at=moment,
+                        delivered=False,
+                    )
+                    .returning(*jobs.c)
+                )
+            ).one()
+            return _job_record(row)
+
+        try:
+            return await self._run(work, write=True)
+        except IntegrityError:
+            # Same interaction id recorded under another guild's lock: still the same job.
+            existing = await self.get_job(interaction_id)
+            if existing is None:
+                raise
+            return existing
+
+    async def _lock_guild(self, conn: AsyncConnection, guild_id: int, now: datetime) -> GuildSettings:
+        """Make sure the guild row exists, then lock it: the per-guild mutex every reservation takes.
+
+        On SQLite FOR UPDATE renders as nothing; the IMMEDIATE transaction already holds the write lock.
+        """
+        await conn.execute(
+            self._insert(guild_settings)
+            .values(guild_id=guild_id, updated_at=now)
+            .on_conflict_do_nothing(index_elements=[guild_settings.c.guild_id])
+        )
+        row = (
+            await conn.execute(
+                select(guild_settings).where(guild_settings.c.guild_id == guild_id).with_for_update()
+            )
+        ).one()
+        return self._settings(guild_id, row)
+
+    async def _totals(
+        self, conn: AsyncConnection, guild_id: int, user_id: int | None, start: datetime, end: datetime | None
+    ) -> tuple[int, int, int]:
+        """(settled charges, open holds, the member's total) for the guild within [start, end)."""
+        member_expr = (
+            case((jobs.c.user_id == user_id, _counted_expr), else_=0) if user_id is not None else None
+        )
+        columns = [
+            func.coalesce(func.sum(_settled_expr), 0),
+            func.coalesce(func.sum(_holding_expr), 0),
+        ]
+        if member_expr is not None:
+            columns.append(func.coalesce(func.sum(member_expr), 0))
+        row = (await conn.execute(select(*columns).where(self._in_period(guild_id, start, end)))).one()
+        return int(row[0]), int(row[1]), int(row[2]) if member_expr is not None else 0
+
+    @staticmethod
+    def _in_period(guild_id: int, start: datetime, end: datetime | None) -> ColumnElement[bool]:
+        clauses = [jobs.c.guild_id == guild_id, jobs.c.created_at >= start]
+        if end is not None:
+            clauses.append(jobs.c.created_at < end)
+        return and_(*clauses)
+
+    # ---- job lifecycle ------------------------------------------------------------------------
+
+    async def _transition(
+        self,
+        interaction_id: int,
+        allowed_from: tuple[JobStatus, ...] | None,
+        values: Mapping[str, Any],
+        action: str,
+    ) -> JobRecord | None:
+        """Update a job if its status allows it; otherwise leave it alone and say why in the log."""
+        moment = self._now(None)
+
+        async def work(conn: AsyncConnection) -> JobRecord | None:
+            statement = update(jobs).where(jobs.c.interaction_id == interaction_id)
+            if allowed_from is not None:
+                statement = statement.where(jobs.c.status.in_([s.value for s in allowed_from]))
+            row = (
+                await conn.execute(statement.values(**values, updated_at=moment).returning(*jobs.c))
+            ).first()
+            if row is not None:
+                return _job_record(row)
+            current = await self._job(conn, interaction_id)
+            if current is None:
+                log.warning("%s: no job recorded for interaction %s", action, interaction_id)
+            else:
+                log.warning(
+                    "%s ignored: job for interaction %s is already %s", action, interaction_id, current.status
+                )
+            return current
+
+        return await self._run(work, write=True)
+
+    async def mark_submitted(
+        self,
+        interaction_id: int,
+        *,
+        project_id: str,
+        credits_charged: int = COST_PER_JOB,
+        message_id: int | None = None,
+    ) -> JobRecord | None:
+        """Magic Hour accepted the job; also resolves an `unknown` job once its project is found."""
+        values: dict[str, Any] = {
+            "status": JobStatus.SUBMITTED.value,
+            "project_id": project_id,
+            "credits_charged": credits_charged,
+        }
+        if message_id is not None:
+            values["message_id"] = message_id
+        return await self._transition(interaction_id, _ANY_OPEN, values, "mark_submitted")
+
+    async def settle(
+        self, interaction_id: int, *, status: JobStatus | str, credits_charged: int, error: str | None = None
+    ) -> JobRecord | None:
+        """Final outcome; on error/canceled pass the project's final credits_charged (refunds make it 0)."""
+        final = JobStatus(status)
+        if final not in SETTLED_STATUSES:
+            raise ValueError(f"settle takes complete or failed, not {final.value}")
+        if credits_charged < 0:
+            raise ValueError("credits_charged must be 0 or more")
+        values = {"status": final.value, "credits_charged": credits_charged, "error": error}
+        # A settled job may be settled again: Magic Hour updates credits_charged when it refunds.
+        return await self._transition(interaction_id, (*_ANY_OPEN, *SETTLED_STATUSES), values, "settle")
+
+    async def release(self, interaction_id: int, *, error: str) -> JobRecord | None:
+        """The create certainly failed (nothing charged): free the credits."""
+        values = {"status": JobStatus.REFUNDED.value, "credits_charged": 0, "error": error}
+        return await self._transition(interaction_id, _ANY_OPEN, values, "release")
+
+    async def mark_unknown(self, interaction_id: int, *, error: str) -> JobRecord | None:
+        """Outcome ambiguous: the reservation keeps counting until someone resolves it."""
+        values = {"status": JobStatus.UNKNOWN.value, "error": error}
+        return await self._transition(interaction_id, _ANY_OPEN, values, "mark_unknown")
+
+    async def mark_delivered(self, interaction_id: int) -> JobRecord | None:
+        return await self._transition(interaction_id, None, {"delivered": True}, "mark_delivered")
+
+    async def set_message_id(self, interaction_id: int, message_id: int) -> JobRecord | None:
+        return await self._transition(interaction_id, None, {"message_id": message_id}, "set_message_id")
+
+    async def get_job(self, interaction_id: int) -> JobRecord | None:
+        return await self._run(lambda conn: self._job(conn, interaction_id), write=False)
+
+    async def get_job_by_project(self, project_id: str) -> JobRecord | None:
+        async def work(conn: AsyncConnection) -> JobRecord | None:
+            row = (await conn.execute(select(jobs).where(jobs.c.project_id == project_id))).first()
+            return None if row is None else _job_record(row)
+
+        return await self._run(work, write=False)
+
+    @staticmethod
+    async def _job(conn: AsyncConnection, interaction_id: int) -> JobRecord | None:
+        row = (await conn.execute(select(jobs).where(jobs.c.interaction_id == interaction_id))).first()
+        return None if row is None else _job_record(row)
+
+    async def pending_jobs(self) -> list[JobRecord]:
+        """Jobs the bot still has to finish: submitted/unknown with a project id, and reserved ones."""
+        condition = or_(
+            and_(
+                jobs.c.status.in_([JobStatus.SUBMITTED.value, JobStatus.UNKNOWN.value]),
+                jobs.c.project_id.is_not(None),
+            ),
+            jobs.c.status == JobStatus.RESERVED.value,
+        )
+        return await self._select_jobs(condition, oldest_first=True)
+
+    async def recover_interrupted(self, now: datetime | None = None) -> list[JobRecord]:
+        """Start-up: reserved jobs (no create answer) become unknown, still counting; returns what to poll."""
+        moment = self._now(now)
+
+        async def work(conn: AsyncConnection) -> int:
+            result = await conn.execute(
+                update(jobs)
+                .where(jobs.c.status == JobStatus.RESERVED.value)
+                .values(status=JobStatus.UNKNOWN.value, error=INTERRUPTED_ERROR, updated_at=moment)
+            )
+            return result.rowcount or 0
+
+        interrupted = await self._run(work, write=True)
+        if interrupted:
+            log.warning(
+                "%d job(s) were interrupted before Magic Hour answered; their credits stay held", interrupted
+            )
+        condition = and_(
+            jobs.c.status.in_([JobStatus.SUBMITTED.value, JobStatus.UNKNOWN.value]),
+            jobs.c.project_id.is_not(None),
+        )
+        return await self._select_jobs(condition, oldest_first=True)
+
+    async def _select_jobs(
+        self, condition: ColumnElement[bool], *, oldest_first: bool, limit: int | None = None
+    ) -> list[JobRecord]:
+        order = (
+            (jobs.c.created_at, jobs.c.id) if oldest_first else (jobs.c.created_at.desc(), jobs.c.id.desc())
+        )
+        statement = select(jobs).where(condition).order_by(*order)
+        if limit is not None:
+            statement = statement.limit(limit)
+
+        async def work(conn: AsyncConnection) -> list[JobRecord]:
+            return [_job_record(row) for row in await conn.execute(statement)]
+
+        return await self._run(work, write=False)
+
+    # ---- settings -----------------------------------------------------------------------------
+
+    def _settings(self, guild_id: int, row: Row[Any] | None) -> GuildSettings:
+        defaults = self.defaults
+        if row is None:
+            return GuildSettings(guild_id, defaults.credit_limit, defaults.period)
+        explicit = row.credit_limit is not None
+        return GuildSettings(
+            guild_id=guild_id,
+            credit_limit=row.credit_limit if explicit else defaults.credit_limit,
+            period=parse_period(row.period) if explicit and row.period else defaults.period,
+            member_limit=row.member_limit,
+            alert_channel_id=row.alert_channel_id,
+            is_default=not explicit,
+            updated_at=row.updated_at,
+        )
+
+    async def get_settings(self, guild_id: int) -> GuildSettings:
+        async def work(conn: AsyncConnection) -> GuildSettings:
+            return await self._read_settings(conn, guild_id)
+
+        return await self._run(work, write=False)
+
+    async def _read_settings(self, conn: AsyncConnection, guild_id: int) -> GuildSettings:
+        row = (
+            await conn.execute(select(guild_settings).where(guild_settings.c.guild_id == guild_id))
+        ).first()
+        return self._settings(guild_id, row)
+
+    async def _upsert_settings(self, guild_id: int, values: Mapping[str, Any]) -> GuildSettings:
+        moment = self._now(None)
+        changes = {**values, "updated_at": moment}
+
+        async def work(conn: AsyncConnection) -> GuildSettings:
+            await conn.execute(
+                self._insert(guild_settings)
+                .values(guild_id=guild_id, **changes)
+                .on_conflict_do_update(index_elements=[guild_settings.c.guild_id], set_=changes)
+            )
+            return await self._read_settings(conn, guild_id)
+
+        return await self._run(work, write=True)
+
+    async def set_limit(
+        self, guild_id: int, credits: int, period: Period | str, *, bypass_ceiling: bool = False
+    ) -> GuildSettings:
+        """An admin's limit; above the owner's ceiling only when the owner asks (bypass_ceiling)."""
+        parsed = parse_period(period)
+        if isinstance(credits, bool) or not isinstance(credits, int):
+            raise ValueError("the credit limit must be a whole number")
+        if credits < 0:
+            raise ValueError("the credit limit cannot be negative")
+        ceiling = self.defaults.max_credit_limit
+        if ceiling is not None and credits > ceiling and not bypass_ceiling:
+            raise ValueError(f"the credit limit cannot exceed {ceiling} credits (set by the bot owner)")
+        return await self._upsert_settings(guild_id, {"credit_limit": credits, "period": parsed.value})
+
+    async def set_member_limit(self, guild_id: int, credits: int | None) -> GuildSettings:
+        """Per-member cap within the guild's period; 0 or None removes it."""
+        if credits is not None and (isinstance(credits, bool) or not isinstance(credits, int)):
+            raise ValueError("the member limit must be a whole number")
+        if credits is not None and credits < 0:
+            raise ValueError("the member limit cannot be negative")
+        return await self._upsert_settings(guild_id, {"member_limit": credits or None})
+
+    async def set_alert_channel(self, guild_id: int, channel_id: int | None) -> GuildSettings:
+        return await self._upsert_settings(guild_id, {"alert_channel_id": channel_id})
+
+    # ---- reporting ----------------------------------------------------------------------------
+
+    async def usage(self, guild_id: int, user_id: int | None = None, now: datetime | None = None) -> Usage:
+        moment = self._now(now)
+
+        async def work(conn: AsyncConnection) -> Usage:
+            settings = await self._read_settings(conn, guild_id)
+            start, end = period_bounds(settings.period, moment)
+            used, reserved, member = await self._totals(conn, guild_id, user_id, start, end)
+            return Usage(
+                used=used,
+                reserved=reserved,
+                limit=settings.credit_limit,
+                period=settings.period,
+                period_start=start,
+                resets_at=end,
+                member_used=member if user_id is not None else None,
+                member_limit=settings.member_limit,
+            )
+
+        return await self._run(work, write=False)
+
+    async def top_members(
+        self, guild_id: int, limit: int = 5, now: datetime | None = None
+    ) -> list[tuple[int, int]]:
+        """(user_id, credits incl. reservations) in the current period, biggest spenders first."""
+        moment = self._now(now)
+
+        async def work(conn: AsyncConnection) -> list[tuple[int, int]]:
+            settings = await self._read_settings(conn, guild_id)
+            start, end = period_bounds(settings.period, moment)
+            total = func.sum(_counted_expr)
+            statement = (
+                select(jobs.c.user_id, total.label("credits"))
+                .where(self._in_period(guild_id, start, end))
+                .group_by(jobs.c.user_id)
+                .having(total > 0)
+                .order_by(total.desc(), jobs.c.user_id)
+                .limit(limit)
+            )
+            return [(int(row.user_id), int(row.credits)) for row in await conn.execute(statement)]
+
+        return await self._run(work, write=False)
+
+    async def history(self, guild_id: int, user_id: int | None = None, limit: int = 20) -> list[JobRecord]:
+        """Newest first, across all periods."""
+        condition = jobs.c.guild_id == guild_id
+        if user_id is not None:
+            condition = and_(condition, jobs.c.user_id == user_id)
+        return await self._select_jobs(condition, oldest_first=False, limit=limit)
+
+    async def export_rows(self, guild_id: int, now: datetime | None = None) -> list[JobRecord]:
+        """Every job of the current period, oldest first (for a CSV export)."""
+        settings = await self.get_settings(guild_id)
+        start, end = period_bounds(settings.period, self._now(now))
+        return await self._select_jobs(self._in_period(guild_id, start, end), oldest_first=True)
+
+    async def claim_alert(self, guild_id: int, threshold: int, period_start: datetime) -> bool:
+        """True for exactly one caller per (guild, period, threshold): whoever should send that alert."""
+        moment = self._now(None)
+
+        async def work(conn: AsyncConnection) -> bool:
+            row = (
+                await conn.execute(
+                    self._insert(alerts_sent)
+                    .values(
+                        guild_id=guild_id,
+                        period_start=as_utc(period_start),
+                        threshold=threshold,
+                        sent_at=moment,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(alerts_sent.c.guild_id)
+                )
+            ).first()
+            return row is not None
+
+        return await self._run(work, write=True)
+
+    # ---- meta ---------------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        async def work(conn: AsyncConnection) -> str | None:
+            return (await conn.execute(select(meta.c.value).where(meta.c.key == key))).scalar()
+
+        return await self._run(work, write=False)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        moment = self._now(None)
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(
+                self._insert(meta)
+                .values(key=key, value=value, updated_at=moment)
+                .on_conflict_do_update(
+                    index_elements=[meta.c.key], set_={"value": value, "updated_at": moment}
+                )
+            )
+
+        await self._run(work, write=True)
+
+
+def _job_record(row: Row[Any]) -> JobRecord:
+    data = row._mapping
+    return JobRecord(
+        id=int(data["id"]),
+        interaction_id=int(data["interaction_id"]),
+        guild_id=int(data["guild_id"]),
+        channel_id=int(data["channel_id"]),
+        user_id=int(data["user_id"]),
+        application_id=data["application_id"],
+        interaction_token=data["interaction_token"],
+        message_id=data["message_id"],
+        project_id=data["project_id"],
+        status=JobStatus(data["status"]),
+        credits_reserved=int(data["credits_reserved"]),
+        credits_charged=data["credits_charged"],
+        error=data["error"],
+        input_url=data["input_url"],
+        background_url=data["background_url"],
+        name=data["name"],
+        created_at=data["created_at"],
+        updated_at=data["updated_at"],
+        delivered=bool(data["delivered"]),
+    )

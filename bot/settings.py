@@ -49,7 +49,9 @@ class Settings:
     shard_ids: tuple[int, ...] | None = None
 
 
-def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike[str] | None = ".env") -> Settings:
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | os.PathLike[str] | None = ".env"
+) -> Settings:
     """Read settings; the process environment wins over `.env`, as users of Heroku and dotenv expect."""
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
@@ -131,7 +133,9 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         if shard_count is None:
             raise SettingsError("SHARD_IDS", "needs SHARD_COUNT too: set the total number of shards.")
         if not shard_ids or any(not 0 <= i < shard_count for i in shard_ids):
-            raise SettingsError("SHARD_IDS", f"every shard number must be between 0 and SHARD_COUNT-1 ({shard_count - 1}).")
+            raise SettingsError(
+                "SHARD_IDS", f"every shard number must be between 0 and SHARD_COUNT-1 ({shard_count - 1})."
+            )
 
     default_limit = integer("DEFAULT_GUILD_CREDIT_LIMIT", 100)
     max_limit = integer("MAX_GUILD_CREDIT_LIMIT", None)

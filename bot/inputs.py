@@ -1,0 +1,88 @@
+"""Which attachments Magic Hour can take, checked before anything is charged or sent.
+
+A refused input must cost nothing and say exactly what is wrong, so the checks run on the attachment's
+metadata (name, content type, size) that Discord already gave us, without fetching a byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+# The image extensions Magic Hour accepts (its upload-URLs API lists them).
+IMAGE_EXTENSIONS = frozenset(
+    {"png", "jpg", "jpeg", "jfif", "heic", "heif", "webp", "avif", "jp2", "tiff", "tif", "bmp"}
+)
+# Content types Discord reports for those files.
+IMAGE_CONTENT_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/pjpeg",
+        "image/heic",
+        "image/heif",
+        "image/webp",
+        "image/avif",
+        "image/jp2",
+        "image/jpx",
+        "image/tiff",
+        "image/bmp",
+        "image/x-ms-bmp",
+    }
+)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """What the checks need to know about one attachment."""
+
+    role: str  # "image" or "background", for the message
+    filename: str
+    content_type: str | None
+    size: int
+    url: str
+
+
+def extension_of(filename: str) -> str:
+    return PurePosixPath(filename).suffix.lower().lstrip(".")
+
+
+def human_size(size: int) -> str:
+    if size >= 1_000_000:
+        return f"{size / 1_000_000:.1f} MB"
+    if size >= 1_000:
+        return f"{size / 1_000:.0f} KB"
+    return f"{size} bytes"
+
+
+def problem_with(item: InputFile, max_bytes: int) -> str | None:
+    """Why Magic Hour can't take this file, in words for the member; None when it can."""
+    label = f"The {item.role} `{item.filename}`"
+    extension = extension_of(item.filename)
+    url_extension = extension_of(urlsplit(item.url).path)
+    content_type = (item.content_type or "").split(";")[0].strip().lower()
+    accepted = ", ".join(sorted(IMAGE_EXTENSIONS))
+    if extension not in IMAGE_EXTENSIONS:
+        shown = f".{extension}" if extension else "no extension"
+        return f"{label} has {shown}; Magic Hour accepts {accepted}."
+    if url_extension not in IMAGE_EXTENSIONS:
+        return (
+            f"{label} has a link without an image extension, which Magic Hour cannot read. "
+            "Re-upload it as .png or .jpg."
+        )
+    if content_type not in IMAGE_CONTENT_TYPES:
+        shown = content_type or "an unknown type"
+        return f"{label} is {shown}, not an image Magic Hour accepts ({accepted})."
+    if item.size <= 0:
+        return f"{label} is empty."
+    if item.size > max_bytes:
+        return f"{label} is {human_size(item.size)}; the limit is {human_size(max_bytes)}. Send a smaller image."
+    return None
+
+
+def output_filename(input_filename: str | None) -> str:
+    """`cat.jpg` → `cat-no-background.png`: the member recognises the file, and the result is always PNG."""
+    stem = PurePosixPath(input_filename or "image").stem or "image"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:60].strip("-") or "image"
+    return f"{safe}-no-background.png"

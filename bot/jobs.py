@@ -1,0 +1,405 @@
+"""The background-removal job, start to end: reserve → create → poll → download → deliver → settle.
+
+Nothing here knows about Discord. The cogs turn an interaction into a `JobRequest` and a `JobEvents`
+implementation into message edits; restart recovery feeds records from the ledger through the same
+path. The order of steps is chosen so that a crash at any point loses neither credits nor results:
+the reservation is written before Magic Hour is called, the project id right after it answers, and the
+job is settled only after the result has been handed over (a crash in between re-delivers it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.ledger import COST_PER_JOB, JobRecord, JobStatus, Ledger, LimitExceeded, Usage
+from bot.magic_hour import (
+    APIConnectionError,
+    APIStatusError,
+    AsyncClient,
+    BadRequestError,
+    DownloadedFile,
+    ImageProject,
+    InternalServerError,
+    JobFailedError,
+    JobMayExistError,
+    MagicHourError,
+    PollTimeoutError,
+    ProjectStatus,
+    UnprocessableEntityError,
+)
+from bot.slots import SlotQueue
+
+log = logging.getLogger("bot.jobs")
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    interaction_id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    image_url: str
+    background_url: str | None = None
+    name: str | None = None
+    application_id: int | None = None
+    interaction_token: str | None = None
+
+    @classmethod
+    def from_record(cls, record: JobRecord) -> JobRequest:
+        return cls(
+            interaction_id=record.interaction_id,
+            guild_id=record.guild_id,
+            channel_id=record.channel_id,
+            user_id=record.user_id,
+            image_url=record.input_url or "",
+            background_url=record.background_url,
+            name=record.name,
+            application_id=record.application_id,
+            interaction_token=record.interaction_token,
+        )
+
+    def log_context(self, project_id: str | None = None) -> str:
+        ids = f"guild={self.guild_id} user={self.user_id} interaction={self.interaction_id}"
+        return f"{ids} project={project_id}" if project_id else ids
+
+
+@dataclass
+class JobResult:
+    project: ImageProject
+    file: DownloadedFile | None  # None when the output could not be fetched: show the link instead
+    credits_charged: int
+    usage: Usage
+
+
+class MemberBusy(Exception):
+    def __init__(self, active: int, limit: int) -> None:
+        super().__init__(f"member already has {active} job(s) running (limit {limit})")
+        self.active = active
+        self.limit = limit
+
+
+class ShuttingDown(Exception):
+    """The bot is restarting and takes no new jobs."""
+
+
+class JobCancelled(Exception):
+    """The member cancelled while waiting for a free slot; nothing was charged."""
+
+
+class StillRunning(Exception):
+    """Magic Hour has not finished by the deadline; the job is tracked on and delivered when it ends."""
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__(f"project {project_id} is still running")
+        self.project_id = project_id
+
+
+Expected = (MagicHourError, LimitExceeded, MemberBusy, ShuttingDown, JobCancelled, StillRunning)
+InputRefresher = Callable[[JobRequest], Awaitable[JobRequest | None]]
+
+
+class JobEvents:
+    """What a job tells its audience; every hook is optional. The cogs render these as message edits."""
+
+    async def queued(self, position: int) -> None:
+        """Waiting for a free slot, at this place in line."""
+
+    async def started(self) -> None:
+        """A slot is free and the job goes to Magic Hour: a Cancel button no longer applies."""
+
+    async def status(self, status: ProjectStatus) -> None:
+        """Magic Hour reported a new status."""
+
+    async def slow(self) -> None:
+        """The job takes longer than usual; it is still being tracked."""
+
+    async def deliver(self, result: JobResult) -> None:
+        """Hand the result over. Raising here is logged; the job is settled anyway."""
+
+    async def failed(self, error: BaseException) -> None:
+        """The job ended without a result (one of `Expected`)."""
+
+    async def interrupted(self) -> None:
+        """The bot is shutting down before the job ended; a restart resumes it."""
+
+
+def is_input_fetch_failure(error: BaseException) -> bool:
+    """Magic Hour could not download an input, e.g. a Discord CDN URL that expired."""
+    if isinstance(error, JobFailedError):
+        text = f"{error.code} {error.message}".lower()
+    elif isinstance(error, BadRequestError | UnprocessableEntityError):
+        text = error.message.lower()
+    else:
+        return False
+    return any(word in text for word in ("fetch", "download", "retriev", "access the", "invalid_input", "url"))
+
+
+class JobRunner:
+    def __init__(
+        self,
+        client: AsyncClient,
+        ledger: Ledger,
+        *,
+        max_concurrent: int = 16,
+        max_per_member: int = 1,
+        slow_after: float = 45.0,
+        deadline: float = 600.0,
+        resume_deadline: float = 24 * 3600.0,
+        max_output_bytes: int | None = None,
+        on_settled: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.slots = SlotQueue(max_concurrent)
+        self.max_per_member = max_per_member
+        self.slow_after = min(slow_after, deadline)
+        self.deadline = deadline
+        self.resume_deadline = resume_deadline
+        self.max_output_bytes = max_output_bytes
+        self.on_settled = on_settled
+        self.accepting = True
+        self._active: Counter[tuple[int, int]] = Counter()
+        self._waiting: dict[int, asyncio.Task[object]] = {}
+        self._running: dict[int, tuple[asyncio.Task[object], JobEvents]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- live jobs -------------------------------------------------------------------------------
+
+    def member_active(self, guild_id: int, user_id: int) -> int:
+        return self._active[(guild_id, user_id)]
+
+    async def run(
+        self, request: JobRequest, events: JobEvents, refresh: InputRefresher | None = None
+    ) -> JobResult | None:
+        """Run one job for a member; expected failures go to `events.failed`, never up the stack."""
+        try:
+            return await self._run(request, events, refresh)
+        except Expected as error:
+            self._log_failure(request, error)
+            await events.failed(error)
+            return None
+
+    def cancel(self, interaction_id: int) -> bool:
+        """Cancel a job still waiting for a slot (the Cancel button). Running jobs cannot be cancelled."""
+        task = self._waiting.get(interaction_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    async def _run(self, request: JobRequest, events: JobEvents, refresh: InputRefresher | None) -> JobResult:
+        if not self.accepting:
+            raise ShuttingDown()
+        key = (request.guild_id, request.user_id)
+        if self._active[key] >= self.max_per_member:
+            raise MemberBusy(self._active[key], self.max_per_member)
+        self._active[key] += 1
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            await self.ledger.reserve(
+                interaction_id=request.interaction_id,
+                guild_id=request.guild_id,
+                channel_id=request.channel_id,
+                user_id=request.user_id,
+                cost=COST_PER_JOB,
+                application_id=request.application_id,
+                interaction_token=request.interaction_token,
+                input_url=request.image_url,
+                background_url=request.background_url,
+                name=request.name,
+            )
+            log.info("job reserved %s credits=%d", request.log_context(), COST_PER_JOB)
+            self._waiting[request.interaction_id] = task
+            try:
+                await self.slots.acquire(events.queued)
+            except asyncio.CancelledError:
+                self._waiting.pop(request.interaction_id, None)
+                await self.ledger.release(request.interaction_id, error="cancelled before it started")
+                log.info("job cancelled while queued %s", request.log_context())
+                if self.accepting and task.cancelling() <= 1:
+                    task.uncancel()
+                    raise JobCancelled() from None
+                raise ShuttingDown() from None
+            self._waiting.pop(request.interaction_id, None)
+            try:
+                if not self.accepting:
+                    await self.ledger.release(request.interaction_id, error="the bot was shutting down")
+                    raise ShuttingDown()
+                self._running[request.interaction_id] = (task, events)
+                await events.started()
+                return await self._submit_and_finish(request, events, refresh)
+            finally:
+                self._running.pop(request.interaction_id, None)
+                self.slots.release()
+        finally:
+            self._active[key] -= 1
+            if self._active[key] <= 0:
+                del self._active[key]
+
+    async def _submit_and_finish(
+        self, request: JobRequest, events: JobEvents, refresh: InputRefresher | None
+    ) -> JobResult:
+        project_id = await self._create(request)
+        try:
+            project = await self._wait(request, project_id, events)
+        except JobFailedError as error:
+            retry = await refresh(request) if refresh and is_input_fetch_failure(error) else None
+            if retry is None:
+                await self._settle_failed(request, error)
+                raise
+            log.info("input could not be fetched, retrying with a fresh URL %s", request.log_context(project_id))
+            request = retry
+            project_id = await self._create(request)
+            try:
+                project = await self._wait(request, project_id, events)
+            except JobFailedError as second:
+                await self._settle_failed(request, second)
+                raise
+        return await self._finish(request, project, events)
+
+    async def _create(self, request: JobRequest) -> str:
+        assets = {"image_file_path": request.image_url}
+        if request.background_url:
+            assets["background_image_file_path"] = request.background_url
+        try:
+            created = await self.client.v1.image_background_remover.create(assets=assets, name=request.name)
+        except (JobMayExistError, InternalServerError) as error:
+            if isinstance(error, InternalServerError) and error.status in (502, 503):
+                await self.ledger.release(request.interaction_id, error=str(error))
+                raise
+            # The request reached Magic Hour and the job may exist: keep the credits counted until resolved.
+            await self.ledger.mark_unknown(request.interaction_id, error=str(error))
+            raise
+        except (APIStatusError, APIConnectionError):
+            await self.ledger.release(request.interaction_id, error="Magic Hour refused the job")
+            raise
+        await self.ledger.mark_submitted(
+            request.interaction_id, project_id=created.id, credits_charged=created.credits_charged
+        )
+        log.info("job submitted %s credits_charged=%d", request.log_context(created.id), created.credits_charged)
+        return created.id
+
+    async def _wait(self, request: JobRequest, project_id: str, events: JobEvents) -> ImageProject:
+        async def on_status(project: ImageProject) -> None:
+            log.info("job status %s status=%s", request.log_context(project_id), project.status)
+            await events.status(project.status)
+
+        projects = self.client.v1.image_projects
+        try:
+            try:
+                return await projects.wait(id=project_id, on_status=on_status, deadline=self.slow_after)
+            except PollTimeoutError:
+                await events.slow()
+            remaining = max(self.deadline - self.slow_after, 1.0)
+            return await projects.wait(id=project_id, on_status=on_status, deadline=remaining)
+        except JobFailedError:
+            raise
+        except MagicHourError as error:
+            # The job exists and is paid for: whatever went wrong with polling, keep tracking it.
+            log.warning("polling stopped, tracking in the background %s: %s", request.log_context(project_id), error)
+            self._track_later(request, project_id, events)
+            raise StillRunning(project_id) from None
+
+    async def _finish(self, request: JobRequest, project: ImageProject, events: JobEvents) -> JobResult:
+        file: DownloadedFile | None = None
+        try:
+            file = await self.client.v1.image_projects.download(project, max_bytes=self.max_output_bytes)
+        except MagicHourError as error:
+            log.warning("download failed, the link is delivered instead %s: %s", request.log_context(project.id), error)
+        usage = await self.ledger.usage(request.guild_id, user_id=request.user_id)
+        result = JobResult(project=project, file=file, credits_charged=project.credits_charged, usage=usage)
+        try:
+            await events.deliver(result)
+        except Exception:
+            log.exception("delivery failed %s", request.log_context(project.id))
+        finally:
+            if file is not None:
+                file.close()
+        await self.ledger.settle(
+            request.interaction_id, status=JobStatus.COMPLETE, credits_charged=project.credits_charged
+        )
+        await self.ledger.mark_delivered(request.interaction_id)
+        log.info("job complete %s credits_charged=%d", request.log_context(project.id), project.credits_charged)
+        await self._notify_settled(request.guild_id)
+        return result
+
+    async def _settle_failed(self, request: JobRequest, error: JobFailedError) -> None:
+        charged = error.project.credits_charged if error.project is not None else 0
+        await self.ledger.settle(
+            request.interaction_id,
+            status=JobStatus.FAILED,
+            credits_charged=charged,
+            error=f"{error.code}: {error.message}",
+        )
+        await self._notify_settled(request.guild_id)
+
+    async def _notify_settled(self, guild_id: int) -> None:
+        if self.on_settled is None:
+            return
+        try:
+            await self.on_settled(guild_id)
+        except Exception:
+            log.exception("credit alert check failed guild=%s", guild_id)
+
+    def _log_failure(self, request: JobRequest, error: BaseException) -> None:
+        level = logging.WARNING if isinstance(error, MagicHourError) else logging.INFO
+        log.log(
+            level, "job ended without a result %s reason=%s: %s", request.log_context(), type(error).__name__, error
+        )
+
+    # -- jobs that outlive their interaction -----------------------------------------------------
+
+    def _track_later(self, request: JobRequest, project_id: str, events: JobEvents) -> None:
+        self._spawn(self._resume(request, project_id, events))
+
+    def resume(self, record: JobRecord, events: JobEvents) -> None:
+        """Pick up a job left by an earlier process (or one past its deadline) and see it to the end."""
+        if not record.project_id:
+            return
+        self._spawn(self._resume(JobRequest.from_record(record), record.project_id, events))
+
+    async def _resume(self, request: JobRequest, project_id: str, events: JobEvents) -> None:
+        log.info("job resumed %s", request.log_context(project_id))
+        try:
+            project = await self.client.v1.image_projects.wait(id=project_id, deadline=self.resume_deadline)
+            await self._finish(request, project, events)
+        except JobFailedError as error:
+            await self._settle_failed(request, error)
+            self._log_failure(request, error)
+            await events.failed(error)
+        except Expected as error:
+            self._log_failure(request, error)  # left in the ledger as it is: counted, and resumed next start
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- shutdown ----------------------------------------------------------------------------------
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking jobs, let running ones finish for `grace` seconds, leave the rest to the next start."""
+        self.accepting = False
+        for task in list(self._waiting.values()):
+            task.cancel()  # never started: released, nothing charged
+        running = [task for task, _ in self._running.values()] + list(self._background)
+        if running:
+            log.info("waiting up to %.0f s for %d running job(s)", grace, len(running))
+            _, pending = await asyncio.wait(running, timeout=grace)
+        else:
+            pending = set()
+        for _, events in list(self._running.values()):
+            try:
+                await events.interrupted()
+            except Exception:
+                log.exception("could not tell a member about the restart")
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+            log.info("%d job(s) left recorded; the next start resumes them", len(pending))

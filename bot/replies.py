@@ -1,0 +1,128 @@
+"""Every sentence the bot says to a member, in one place, so wording stays plain and consistent.
+
+Pure functions of plain values: the cogs send them, the tests read them, and nothing here needs Discord.
+`<t:…>` is Discord's timestamp markup, shown in each reader's own time zone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.jobs import JobCancelled, JobResult, MemberBusy, ShuttingDown, StillRunning
+from bot.ledger import LimitExceeded, Usage
+from bot.magic_hour import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    InsufficientCreditsError,
+    InternalServerError,
+    JobFailedError,
+    JobMayExistError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProjectStatus,
+    RateLimitError,
+    UnprocessableEntityError,
+)
+
+PERIOD_WORDS = {"day": "today", "week": "this week", "month": "this month", "none": "in total"}
+
+
+def timestamp(moment: datetime, style: str = "R") -> str:
+    return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+def usage_line(usage: Usage) -> str:
+    period = PERIOD_WORDS.get(str(usage.period), "")
+    line = f"This server has used {usage.total} of {usage.limit} credits {period}".rstrip() + "."
+    if usage.resets_at is not None:
+        line += f" The limit resets {timestamp(usage.resets_at)}."
+    return line
+
+
+def queued(position: int) -> str:
+    ahead = "1 job is" if position == 1 else f"{position} jobs are"
+    return f"⏳ Queued: the bot is busy, {ahead} ahead of yours (position {position}). It starts on its own."
+
+
+def progress(status: ProjectStatus | None) -> str:
+    if status is ProjectStatus.RENDERING:
+        return "🪄 Removing the background…"
+    if status in (ProjectStatus.QUEUED, ProjectStatus.DRAFT):
+        return "⏳ Waiting for Magic Hour to start…"
+    return "📤 Sending your image to Magic Hour…"
+
+
+def slow() -> str:
+    return "🐢 This is taking longer than usual. The bot keeps checking and will post the result here."
+
+
+def success(result: JobResult, *, attached: bool) -> str:
+    credits = result.credits_charged
+    text = f"✅ Background removed. It cost {credits} credit{'s' if credits != 1 else ''}. {usage_line(result.usage)}"
+    if attached:
+        return text
+    download = result.project.downloads[0] if result.project.downloads else None
+    if download is None:
+        return text + "\nThe result could not be fetched; ask the bot owner to check the logs."
+    reason = "too large to upload here" if result.file is not None else "not attached"
+    expires = timestamp(download.expires_at)
+    return f"{text}\nThe image is {reason}: download it from {download.url} (the link expires {expires})."
+
+
+def interrupted() -> str:
+    return "🔁 The bot is restarting. Your image is still being processed and the result will be posted here."
+
+
+def limit_exceeded(error: LimitExceeded) -> str:
+    whose = "This server" if error.scope == "guild" else "You"
+    period = PERIOD_WORDS.get(str(error.period), "")
+    text = (
+        f"🚫 {whose} can't start another background removal: {error.used} of {error.limit} credits "
+        f"used {period}, and each one costs {error.cost}."
+    )
+    if error.resets_at is not None:
+        text += f" The limit resets {timestamp(error.resets_at)}."
+    else:
+        text += " A server admin can raise it with `/credits set-limit`."
+    return text
+
+
+def failure(error: BaseException) -> str:
+    """Plain words for what happened and what to do; details that only the owner can act on stay in the log."""
+    match error:
+        case LimitExceeded():
+            return limit_exceeded(error)
+        case MemberBusy():
+            return "⏳ You already have a background removal running. Wait for it to finish, then try again."
+        case ShuttingDown():
+            return "🔁 The bot is restarting and isn't taking new jobs. Try again in a minute; nothing was charged."
+        case JobCancelled():
+            return "Cancelled. Nothing was charged."
+        case StillRunning():
+            return slow()
+        case JobFailedError() if error.code == "canceled":
+            return "❌ The job was canceled at Magic Hour. No credits were kept."
+        case JobFailedError():
+            return f"❌ Magic Hour couldn't process this image: {error.message}. No credits were kept."
+        case BadRequestError() | UnprocessableEntityError():
+            return f"❌ Magic Hour rejected the image: {error.message}. Try another image; nothing was charged."
+        case InsufficientCreditsError():
+            return (
+                "💳 The bot's Magic Hour account is out of credits. "
+                "Ask the bot owner to top it up; nothing was charged."
+            )
+        case AuthenticationError() | PermissionDeniedError() | NotFoundError():
+            return (
+                "🔧 The bot is misconfigured and can't use Magic Hour right now. Please ask the bot owner to check it."
+            )
+        case JobMayExistError() | InternalServerError() if not isinstance(error, InternalServerError) or (
+            error.status not in (502, 503)
+        ):
+            return (
+                "⚠️ Magic Hour didn't answer in time, so the bot can't tell whether your job started. "
+                "Its credits stay reserved until that's known; please don't resend straight away."
+            )
+        case RateLimitError() | InternalServerError() | APIConnectionError():
+            return "🕐 Magic Hour is busy right now. Please try again in a few minutes; nothing was charged."
+    return "❌ Something went wrong. Please try again later."

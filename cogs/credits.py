@@ -1,0 +1,189 @@
+"""/credits: how much of its Magic Hour budget a server has used, and the admins' controls over it.
+
+Admin subcommands are guarded in code with `has_permissions(manage_guild=True)`: Discord's
+`default_permissions` is only a hint server admins can change, and it is ignored on subcommands.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import replies
+from bot.ledger import JobRecord
+
+if TYPE_CHECKING:
+    from bot.app import BackgroundBot
+
+log = logging.getLogger("bot.cogs.credits")
+
+ALERT_THRESHOLDS = (80, 100)
+admin_only = app_commands.checks.has_permissions(manage_guild=True)
+
+
+def history_line(record: JobRecord) -> str:
+    credits = record.credits_charged if record.credits_charged is not None else record.credits_reserved
+    return f"{replies.timestamp(record.created_at, 'f')} <@{record.user_id}> · {record.status} · {credits} credits"
+
+
+def export_csv(records: list[JobRecord]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "created_at",
+            "interaction_id",
+            "user_id",
+            "channel_id",
+            "project_id",
+            "status",
+            "credits_reserved",
+            "credits_charged",
+            "error",
+        ]
+    )
+    for r in records:
+        writer.writerow(
+            [
+                r.created_at.isoformat(),
+                r.interaction_id,
+                r.user_id,
+                r.channel_id,
+                r.project_id or "",
+                r.status,
+                r.credits_reserved,
+                "" if r.credits_charged is None else r.credits_charged,
+                r.error or "",
+            ]
+        )
+    return out.getvalue().encode()
+
+
+@app_commands.guild_only()
+class Credits(commands.GroupCog, group_name="credits", group_description="Magic Hour credits for this server"):
+    def __init__(self, bot: BackgroundBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="usage", description="How many credits this server and you have used")
+    async def usage(self, interaction: discord.Interaction) -> None:
+        guild_id = self._guild(interaction)
+        usage = await self.bot.ledger.usage(guild_id, user_id=interaction.user.id)
+        lines = [replies.usage_line(usage)]
+        if usage.reserved:
+            lines.append(f"{usage.reserved} of those are reserved for jobs still running.")
+        mine = f"You have used {usage.member_used or 0} credits"
+        if usage.member_limit is not None:
+            mine += f" of your {usage.member_limit}-credit limit"
+        lines.append(mine + ".")
+        if interaction.permissions.manage_guild:
+            top = await self.bot.ledger.top_members(guild_id, limit=5)
+            if top:
+                lines.append("**Top members:** " + ", ".join(f"<@{user}> {credits}" for user, credits in top))
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+    @app_commands.command(name="set-limit", description="Set how many credits this server may use per period")
+    @app_commands.describe(credits="Credits allowed per period (0 stops all jobs)", period="When the count starts over")
+    @admin_only
+    async def set_limit(
+        self,
+        interaction: discord.Interaction,
+        credits: app_commands.Range[int, 0, 100_000_000],
+        period: Literal["day", "week", "month", "none"] = "month",
+    ) -> None:
+        guild_id = self._guild(interaction)
+        owner = await self.bot.is_owner(interaction.user)
+        try:
+            await self.bot.ledger.set_limit(guild_id, credits, period, bypass_ceiling=owner)
+        except ValueError as error:
+            await interaction.response.send_message(f"❌ {error}", ephemeral=True)
+            return
+        usage = await self.bot.ledger.usage(guild_id)
+        log.info("limit set guild=%s user=%s credits=%s period=%s", guild_id, interaction.user.id, credits, period)
+        await interaction.response.send_message(f"✅ Limit set. {replies.usage_line(usage)}", ephemeral=True)
+
+    @app_commands.command(name="set-member-limit", description="Set how many credits each member may use per period")
+    @app_commands.describe(credits="Credits per member per period; 0 or empty removes the member limit")
+    @admin_only
+    async def set_member_limit(
+        self, interaction: discord.Interaction, credits: app_commands.Range[int, 0, 100_000_000] | None = None
+    ) -> None:
+        guild_id = self._guild(interaction)
+        value = credits or None
+        await self.bot.ledger.set_member_limit(guild_id, value)
+        text = (
+            "✅ Member limit removed." if value is None else f"✅ Each member may now use {value} credits per period."
+        )
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="history", description="The latest background removals in this server")
+    @app_commands.describe(member="Only this member's jobs")
+    @admin_only
+    async def history(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
+        guild_id = self._guild(interaction)
+        records = await self.bot.ledger.history(guild_id, user_id=member.id if member else None, limit=20)
+        if not records:
+            await interaction.response.send_message("No jobs yet.", ephemeral=True)
+            return
+        lines: list[str] = []
+        for record in records:
+            line = history_line(record)
+            if sum(len(x) + 1 for x in lines) + len(line) > 1900:
+                break
+            lines.append(line)
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+    @app_commands.command(name="export", description="This period's jobs as a CSV file")
+    @admin_only
+    async def export(self, interaction: discord.Interaction) -> None:
+        guild_id = self._guild(interaction)
+        records = await self.bot.ledger.export_rows(guild_id)
+        usage = await self.bot.ledger.usage(guild_id)
+        name = f"credits-{guild_id}-{usage.period_start:%Y-%m-%d}.csv"
+        file = discord.File(io.BytesIO(export_csv(records)), filename=name)
+        await interaction.response.send_message(f"{len(records)} job(s) this period.", file=file, ephemeral=True)
+
+    @app_commands.command(
+        name="alerts", description="Where to post when the server reaches 80 % and 100 % of its limit"
+    )
+    @app_commands.describe(channel="The channel for alerts; leave empty to turn alerts off")
+    @admin_only
+    async def alerts(self, interaction: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
+        guild_id = self._guild(interaction)
+        await self.bot.ledger.set_alert_channel(guild_id, channel.id if channel else None)
+        text = f"✅ Alerts will be posted in {channel.mention}." if channel else "✅ Alerts turned off."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    async def check_alerts(self, guild_id: int) -> None:
+        """After each settled job: post once per period when usage crosses 80 % and 100 %."""
+        settings = await self.bot.ledger.get_settings(guild_id)
+        if settings.alert_channel_id is None or settings.credit_limit <= 0:
+            return
+        usage = await self.bot.ledger.usage(guild_id)
+        for threshold in ALERT_THRESHOLDS:
+            if usage.total * 100 < threshold * usage.limit:
+                continue
+            if not await self.bot.ledger.claim_alert(guild_id, threshold, usage.period_start):
+                continue
+            channel = self.bot.get_partial_messageable(settings.alert_channel_id, guild_id=guild_id)
+            try:
+                await channel.send(
+                    f"📈 This server has reached {threshold} % of its credit limit. {replies.usage_line(usage)}"
+                )
+            except discord.HTTPException as error:
+                log.warning("could not post the %d %% alert guild=%s status=%s", threshold, guild_id, error.status)
+
+    @staticmethod
+    def _guild(interaction: discord.Interaction) -> int:
+        assert interaction.guild_id is not None  # the group is guild_only
+        return interaction.guild_id
+
+
+async def setup(bot: BackgroundBot) -> None:
+    await bot.add_cog(Credits(bot))

@@ -1,0 +1,208 @@
+"""/remove-background and the "Remove background" message menu: Discord in, a job request out.
+
+The cog only translates. It checks the attachments, acknowledges the interaction at once, hands a
+`JobRequest` to the runner, and renders the job's events as edits of its reply.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import replies
+from bot.delivery import Reply, ThrottledEditor
+from bot.inputs import InputFile, output_filename, problem_with
+from bot.jobs import InputRefresher, JobEvents, JobRequest, JobResult, MemberBusy, ShuttingDown
+from bot.magic_hour import ProjectStatus
+
+if TYPE_CHECKING:
+    from bot.app import BackgroundBot
+
+log = logging.getLogger("bot.cogs.remove_background")
+
+
+def input_file(role: str, attachment: discord.Attachment) -> InputFile:
+    return InputFile(
+        role=role,
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+        size=attachment.size,
+        url=attachment.url,
+    )
+
+
+class CancelView(discord.ui.View):
+    """The Cancel button on a queued job; only the member who asked may press it."""
+
+    def __init__(self, bot: BackgroundBot, interaction_id: int, owner_id: int, timeout: float) -> None:
+        super().__init__(timeout=max(timeout, 1.0))
+        self.bot = bot
+        self.interaction_id = interaction_id
+        self.owner_id = owner_id
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message(
+                "Only the member who started this job can cancel it.", ephemeral=True
+            )
+            return False
+        return True
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[CancelView]) -> None:
+        await interaction.response.defer()
+        if not self.bot.runner.cancel(self.interaction_id):
+            await interaction.followup.send("This job has already started and can't be cancelled.", ephemeral=True)
+        self.stop()
+
+
+class InteractionEvents(JobEvents):
+    """Shows one job's progress in the reply to the member's command."""
+
+    def __init__(self, bot: BackgroundBot, interaction: discord.Interaction, input_name: str | None) -> None:
+        self.bot = bot
+        self.interaction = interaction
+        self.input_name = input_name
+        self.reply = Reply.for_interaction(bot, interaction)
+        self.editor = ThrottledEditor(self.reply.edit_progress)
+        self.view: CancelView | None = None
+
+    async def queued(self, position: int) -> None:
+        if self.view is None:
+            self.view = CancelView(
+                self.bot, self.interaction.id, self.interaction.user.id, timeout=self.reply.token_seconds_left()
+            )
+        await self.editor.update(replies.queued(position), view=self.view)
+
+    async def started(self) -> None:
+        if self.view is not None:
+            self.view.stop()
+            await self.editor.update(replies.progress(None), view=None)
+            self.view = None
+
+    async def status(self, status: ProjectStatus) -> None:
+        await self.editor.update(replies.progress(status))
+
+    async def slow(self) -> None:
+        await self.editor.update(replies.slow())
+
+    async def interrupted(self) -> None:
+        await self.editor.settle()
+        await self.reply.send_final(replies.interrupted())
+
+    async def deliver(self, result: JobResult) -> None:
+        await self.editor.settle()
+        await self.reply.deliver(result, output_filename(self.input_name))
+
+    async def failed(self, error: BaseException) -> None:
+        if self.view is not None:
+            self.view.stop()
+        await self.editor.settle()
+        await self.reply.report_failure(error)
+
+
+class RemoveBackground(commands.Cog):
+    def __init__(self, bot: BackgroundBot) -> None:
+        self.bot = bot
+        self.menu = app_commands.ContextMenu(name="Remove background", callback=self.remove_background_menu)
+        self.menu.guild_only = True
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    @app_commands.command(name="remove-background", description="Remove the background of an image with Magic Hour")
+    @app_commands.describe(
+        image="The image whose background should be removed",
+        background="Optional: an image to put behind the subject instead",
+        name="Optional: a name for the job at Magic Hour",
+    )
+    @app_commands.guild_only()
+    async def remove_background(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        background: discord.Attachment | None = None,
+        name: app_commands.Range[str, 1, 100] | None = None,
+    ) -> None:
+        inputs = [input_file("image", image)] + ([input_file("background", background)] if background else [])
+
+        async def refresh(request: JobRequest) -> JobRequest | None:
+            # Slash-command attachments belong to no message we could re-fetch, so send the bytes instead.
+            image_path = await self._upload_copy(image)
+            background_path = await self._upload_copy(background) if background else None
+            return replace(request, image_url=image_path, background_url=background_path)
+
+        await self._start(interaction, inputs, name, refresh)
+
+    async def remove_background_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        images = [a for a in message.attachments if problem_with(input_file("image", a), 1 << 62) is None]
+        if not images:
+            await interaction.response.send_message(
+                "That message has no image attachment Magic Hour can use (png, jpg, webp, heic, avif, tiff, bmp…).",
+                ephemeral=True,
+            )
+            return
+        chosen = images[0]
+
+        async def refresh(request: JobRequest) -> JobRequest | None:
+            # Discord's CDN links are signed and expire: the message itself hands out a fresh one.
+            fresh = await message.channel.fetch_message(message.id)
+            match = next((a for a in fresh.attachments if a.id == chosen.id), None)
+            if match is None:
+                return None
+            return replace(request, image_url=match.url)
+
+        await self._start(interaction, [input_file("image", chosen)], None, refresh)
+
+    async def _start(
+        self, interaction: discord.Interaction, inputs: list[InputFile], name: str | None, refresh: InputRefresher
+    ) -> None:
+        bot = self.bot
+        for item in inputs:
+            if problem := problem_with(item, bot.settings.max_input_bytes):
+                await interaction.response.send_message(f"❌ {problem} Nothing was charged.", ephemeral=True)
+                return
+        guild_id = interaction.guild_id
+        assert guild_id is not None  # guild_only
+        runner = bot.runner
+        if not runner.accepting or runner.member_active(guild_id, interaction.user.id) >= runner.max_per_member:
+            error = ShuttingDown() if not runner.accepting else MemberBusy(0, runner.max_per_member)
+            await interaction.response.send_message(replies.failure(error), ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        request = JobRequest(
+            interaction_id=interaction.id,
+            guild_id=guild_id,
+            channel_id=interaction.channel_id or 0,
+            user_id=interaction.user.id,
+            image_url=inputs[0].url,
+            background_url=inputs[1].url if len(inputs) > 1 else None,
+            name=name or self._default_name(interaction),
+            application_id=interaction.application_id,
+            interaction_token=interaction.token,
+        )
+        await runner.run(request, InteractionEvents(bot, interaction, inputs[0].filename), refresh)
+
+    async def _upload_copy(self, attachment: discord.Attachment) -> str:
+        data = await attachment.read()
+        upload = io.BytesIO(data)
+        upload.name = attachment.filename
+        return await self.bot.magic_hour.v1.files.upload_file(upload)
+
+    @staticmethod
+    def _default_name(interaction: discord.Interaction) -> str:
+        server = interaction.guild.name if interaction.guild and interaction.guild.name else str(interaction.guild_id)
+        return f"Discord {server} #{interaction.id}"[:100]
+
+
+async def setup(bot: BackgroundBot) -> None:
+    await bot.add_cog(RemoveBackground(bot))

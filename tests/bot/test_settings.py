@@ -1,0 +1,79 @@
+"""Settings: every variable parsed once, with one clear error naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.settings import SettingsError, load_settings, parse_settings
+
+REQUIRED = {"DISCORD_TOKEN": "abc.def.ghi", "MAGIC_HOUR_API_KEY": "mhk_live_secret"}
+
+
+def test_defaults_when_only_the_required_values_are_set() -> None:
+    settings = parse_settings(REQUIRED)
+    assert settings.database_url == "sqlite:///data/bot.db"
+    assert settings.magic_hour_base_url == "https://api.magichour.ai"
+    assert settings.max_input_bytes == 20_000_000
+    assert settings.max_concurrent_jobs == 16
+    assert settings.max_jobs_per_member == 1
+    assert (settings.default_guild_credit_limit, settings.default_guild_credit_period) == (100, "month")
+    assert settings.max_guild_credit_limit is None
+    assert settings.shard_count is None
+
+
+@pytest.mark.parametrize("missing", ["DISCORD_TOKEN", "MAGIC_HOUR_API_KEY"])
+def test_a_missing_required_value_is_named(missing: str) -> None:
+    env = {k: v for k, v in REQUIRED.items() if k != missing}
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(env)
+    assert caught.value.name == missing
+    assert "is not set" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("MAX_CONCURRENT_JOBS", "many", "whole number"),
+        ("MAX_CONCURRENT_JOBS", "0", "at least 1"),
+        ("MAX_INPUT_BYTES", "-5", "at least 1"),
+        ("DEFAULT_GUILD_CREDIT_PERIOD", "fortnight", "day, week, month, none"),
+        ("LOG_LEVEL", "LOUD", "DEBUG"),
+        ("MAGIC_HOUR_BASE_URL", "api.magichour.ai", "https://"),
+        ("JOB_DEADLINE_SECONDS", "soon", "number of seconds"),
+        ("SHARD_IDS", "0,1", "SHARD_COUNT"),
+        ("DISCORD_TOKEN", "Bot abc", "malformed"),
+    ],
+)
+def test_malformed_values_are_refused_with_the_reason(name: str, value: str, words: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({**REQUIRED, name: value})
+    assert caught.value.name == name
+    assert words in str(caught.value)
+
+
+def test_shards_must_lie_within_the_count() -> None:
+    with pytest.raises(SettingsError, match="between 0 and SHARD_COUNT-1"):
+        parse_settings({**REQUIRED, "SHARD_COUNT": "2", "SHARD_IDS": "1,2"})
+    settings = parse_settings({**REQUIRED, "SHARD_COUNT": "4", "SHARD_IDS": "2, 3"})
+    assert settings.shard_ids == (2, 3)
+
+
+def test_default_limit_cannot_exceed_the_ceiling() -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({**REQUIRED, "DEFAULT_GUILD_CREDIT_LIMIT": "500", "MAX_GUILD_CREDIT_LIMIT": "200"})
+    assert caught.value.name == "DEFAULT_GUILD_CREDIT_LIMIT"
+
+
+def test_environment_wins_over_dotenv(tmp_path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DISCORD_TOKEN=from-file\nMAGIC_HOUR_API_KEY=file-key\nMAX_CONCURRENT_JOBS=3\n")
+    settings = load_settings({"DISCORD_TOKEN": "from-environment"}, env_file=env_file)
+    assert settings.discord_token == "from-environment"
+    assert settings.magic_hour_api_key == "file-key"
+    assert settings.max_concurrent_jobs == 3
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    settings = parse_settings({**REQUIRED, "DATABASE_URL": "postgresql://u:hunter22@db/x"})
+    text = repr(settings)
+    assert "abc.def.ghi" not in text and "mhk_live_secret" not in text and "hunter22" not in text

@@ -103,6 +103,7 @@ class BackgroundBot(commands.Bot):
         self.force_sync = force_sync
         self.client_options = client_options or {}  # e.g. a faster PollPolicy against a local fake
         self.synced: bool | None = None
+        self._closing_down = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=needed_intents(),
@@ -189,6 +190,11 @@ class BackgroundBot(commands.Bot):
         return True
 
     async def close(self) -> None:
+        """Finish running jobs for the grace period, then release everything; safe to call twice."""
+        if self._closing_down:
+            await super().close()
+            return
+        self._closing_down = True
         runner = getattr(self, "runner", None)
         if runner is not None:
             await runner.drain(self.settings.shutdown_grace_seconds)

@@ -64,10 +64,12 @@ class BotTree(app_commands.CommandTree):
             )
             text = f"😵 Sorry, something went wrong on our side. Error reference: `{reference}`."
         try:
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
-            else:
+            if not interaction.response.is_done():
                 await interaction.response.send_message(text, ephemeral=True)
+            elif interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+                await interaction.edit_original_response(content=text, attachments=[], view=None)  # no "thinking…" left
+            else:
+                await interaction.followup.send(text, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not send the error message for interaction=%s", interaction.id)
 

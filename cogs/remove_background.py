@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import replies
+from bot.checks import require_guild
 from bot.delivery import Reply, ThrottledEditor
 from bot.inputs import InputFile, output_filename, problem_with
 from bot.jobs import InputRefresher, JobEvents, JobRequest, JobResult, MemberBusy, ShuttingDown
@@ -112,6 +113,10 @@ class RemoveBackground(commands.Cog):
         self.bot = bot
         self.menu = app_commands.ContextMenu(name="Remove background", callback=self.remove_background_menu)
         self.menu.guild_only = True
+        self.menu.add_check(require_guild)
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return require_guild(interaction)
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)

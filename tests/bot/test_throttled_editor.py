@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from bot.delivery import ThrottledEditor
 
@@ -34,7 +35,7 @@ async def test_edits_are_spaced_by_the_interval() -> None:
         await editor.update(f"step {step}")
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.1)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) >= 2
     assert all(gap >= 0.05 - 1e-3 for gap in gaps)
 

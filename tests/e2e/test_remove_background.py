@@ -17,7 +17,7 @@ import pytest
 from bot.ledger import JobStatus
 from tests.e2e.conftest import MH_TOKEN, BotWorld, bot_world
 from tests.fakes.discord_api import EPHEMERAL, RecordedRequest
-from tests.fakes.interactions import make_attachment, make_member, make_user
+from tests.fakes.interactions import make_attachment, make_member, make_user, png_bytes
 from tests.fakes.magic_hour import FakeMagicHour
 
 CREATE = "/v1/image-background-remover"
@@ -359,3 +359,24 @@ async def test_a_burst_of_commands_is_acknowledged_and_all_finish(tmp_path: Path
         assert all(last_edit(world, p["token"]).files for p in payloads)
         assert len(creates(mh)) == 40
         assert (await world.bot.ledger.usage(world.discord.guild_id)).used == 200
+
+
+async def test_stale_slash_attachment_is_uploaded_through_magic_hours_upload_urls(
+    tmp_path: Path, mh: FakeMagicHour
+) -> None:
+    picture = png_bytes(4, 3)
+    async with bot_world(tmp_path, mh, harness={"local_cdn": True}) as world:
+        cdn = world.discord.api.base_url
+        mh.fetchable = lambda url: not url.startswith(cdn)  # Magic Hour can't reach this link any more
+        interaction_id, token = await run_command(
+            world, {"image": make_attachment("cat.png", data=picture)}, timeout=15
+        )
+
+        sent = creates(mh)
+        assert len(sent) == 2
+        assert sent[0].json["assets"]["image_file_path"].startswith(cdn)
+        uploaded_path = sent[1].json["assets"]["image_file_path"]
+        assert mh.uploads[uploaded_path] == picture  # the member's bytes, via upload-URLs + PUT
+        assert last_edit(world, token).files
+        job = await world.bot.ledger.get_job(interaction_id)
+        assert job.status is JobStatus.COMPLETE and job.credits_charged == 5

@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import replies
+from bot.checks import require_guild
 from bot.ledger import JobRecord
 
 if TYPE_CHECKING:
@@ -25,6 +26,27 @@ log = logging.getLogger("bot.cogs.credits")
 
 ALERT_THRESHOLDS = (80, 100)
 admin_only = app_commands.checks.has_permissions(manage_guild=True)
+
+
+class AlertChannel(app_commands.Transformer):
+    """A text or announcement channel taken from the interaction's own resolved data.
+
+    `discord.TextChannel` would be looked up in the guild cache, which can be cold (just after a start,
+    before the guild's GUILD_CREATE arrives), and the command would then fail; the id is all we keep.
+    """
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.channel
+
+    @property
+    def channel_types(self) -> list[discord.ChannelType]:
+        return [discord.ChannelType.text, discord.ChannelType.news]
+
+    async def transform(self, interaction: discord.Interaction, value: object) -> app_commands.AppCommandChannel:
+        if not isinstance(value, app_commands.AppCommandChannel) or value.type not in self.channel_types:
+            raise app_commands.TransformerError(value, self.type, self)
+        return value
 
 
 def history_line(record: JobRecord) -> str:
@@ -70,6 +92,9 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
     def __init__(self, bot: BackgroundBot) -> None:
         self.bot = bot
         super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return require_guild(interaction)
 
     @app_commands.command(name="usage", description="How many credits this server and you have used")
     async def usage(self, interaction: discord.Interaction) -> None:
@@ -154,7 +179,11 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
     )
     @app_commands.describe(channel="The channel for alerts; leave empty to turn alerts off")
     @admin_only
-    async def alerts(self, interaction: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
+    async def alerts(
+        self,
+        interaction: discord.Interaction,
+        channel: app_commands.Transform[app_commands.AppCommandChannel, AlertChannel] | None = None,
+    ) -> None:
         guild_id = self._guild(interaction)
         await self.bot.ledger.set_alert_channel(guild_id, channel.id if channel else None)
         text = f"✅ Alerts will be posted in {channel.mention}." if channel else "✅ Alerts turned off."

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         return fail(str(error))
     except DatabaseUrlError as error:
-        return fail(f"DATABASE_URL: {error}")
+        return fail(str(error))
 
     discord.utils.setup_logging(level=getattr(logging, settings.log_level), root=True)
     install_redaction(settings)

@@ -254,6 +254,10 @@ class FakeDiscordAPI:
 
     # -- test-facing API -----------------------------------------------------------------------------
 
+    def add_route(self, method: str, path_regex: str, handler: Handler, *, bot_auth: bool = True) -> None:
+        """Serve one more REST route (e.g. the fake gateway's GET /gateway/bot), recorded like the others."""
+        self._routes.append((method.upper(), re.compile(path_regex), bot_auth, handler))
+
     def fail_next(
         self,
         method: str | None,
@@ -935,17 +939,23 @@ class DiscordHarness:
         local_cdn: bool = False,
         ready: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        api: FakeDiscordAPI | None = None,
     ) -> None:
         self.bot = bot
         self.token = token
+        if api is not None:  # shared with other bots (e.g. a restarted process): its identity wins
+            application_id, owner_id, token = api.application_id, api.owner.id, api.token
+            self.token = token
         self.application_id = application_id or bot.application_id or snowflake()
-        self.bot_user = User(id=self.application_id, username="background-bot", bot=True)
-        self.owner = User(id=owner_id or snowflake(), username="owner")
+        self.bot_user = api.bot_user if api else User(id=self.application_id, username="background-bot", bot=True)
+        self.owner = api.owner if api else User(id=owner_id or snowflake(), username="owner")
         self.guild_id = guild_id or snowflake()
         self.channel_id = channel_id or snowflake()
         self.user: User | Member = user or Member(user=make_user("alice"))
         self.ready = ready
-        self.api = FakeDiscordAPI(
+        # An `api` given by the caller is started and closed by the caller, never by the harness.
+        self._owns_api = api is None
+        self.api = api or FakeDiscordAPI(
             token=token,
             application_id=self.application_id,
             bot_user=self.bot_user,
@@ -964,7 +974,8 @@ class DiscordHarness:
     async def __aenter__(self) -> DiscordHarness:
         if discord.http.Route.BASE != "https://discord.com/api/v10":
             raise RuntimeError("another DiscordHarness is active: Route.BASE is process-wide")
-        await self.api.start()
+        if self._owns_api:
+            await self.api.start()
         self._saved_bases = (discord.http.Route.BASE, discord.webhook.async_.Route.BASE)
         discord.http.Route.BASE = self.api.api_base
         discord.webhook.async_.Route.BASE = self.api.api_base
@@ -1003,7 +1014,8 @@ class DiscordHarness:
             if self._saved_bases is not None:
                 discord.http.Route.BASE, discord.webhook.async_.Route.BASE = self._saved_bases
                 self._saved_bases = None
-            await self.api.close()
+            if self._owns_api:
+                await self.api.close()
 
     def _watch_tree_errors(self) -> None:
         """Record every app-command error (still handled by the bot's own on_error) so tests can see it."""

@@ -51,9 +51,7 @@ async def hammer(name: str, url: str, accepted: int, connect_args: dict[str, Any
             while not queue.empty():
                 i = queue.get_nowait()
                 try:
-                    await ledger.reserve(
-                        interaction_id=1_000_000 + i, guild_id=GUILD, channel_id=1, user_id=i % 97
-                    )
+                    await ledger.reserve(interaction_id=1_000_000 + i, guild_id=GUILD, channel_id=1, user_id=i % 97)
                     outcome["ok"] += 1
                 except LimitExceeded:
                     outcome["refused"] += 1
@@ -81,9 +79,7 @@ async def bench_postgres(url: str, accepted: int) -> Result:
         async with admin.begin() as conn:
             await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         try:
-            return await hammer(
-                "PostgreSQL (asyncpg)", url, accepted, {"server_settings": {"search_path": schema}}
-            )
+            return await hammer("PostgreSQL (asyncpg)", url, accepted, {"server_settings": {"search_path": schema}})
         finally:
             async with admin.begin() as conn:
                 await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -102,8 +102,7 @@ async def measure(name: str, runner: Runner, duration: float, jobs: int) -> Row:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| client | job | jobs | polls/job (median) | polls/job (max) "
-        "| completion→download median | p95 | wall |",
+        "| client | job | jobs | polls/job (median) | polls/job (max) | completion→download median | p95 | wall |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:

@@ -75,9 +75,7 @@ class Throwaway(commands.Cog):
 
 class TinyBot(commands.Bot):
     def __init__(self, **options: Any) -> None:
-        super().__init__(
-            command_prefix=commands.when_mentioned, intents=discord.Intents(guilds=True), **options
-        )
+        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents(guilds=True), **options)
         self.seen: list[dict[str, Any]] = []
 
     async def setup_hook(self) -> None:
@@ -192,9 +190,7 @@ async def test_subcommand_parses_options_and_checks_permissions(harness: Discord
 
 
 async def test_context_menu_resolves_message_and_button_refuses_others(harness: DiscordHarness) -> None:
-    posted = harness.add_message(
-        content="look", attachments=[make_attachment("dog.webp", content_type="image/webp")]
-    )
+    posted = harness.add_message(content="look", attachments=[make_attachment("dog.webp", content_type="image/webp")])
     menu = await harness.run(harness.message_context_menu("Remove background", posted))
 
     message: discord.Message = harness.bot.seen[0]["message"]
@@ -312,8 +308,6 @@ async def test_misspelt_option_is_caught_before_dispatch(harness: DiscordHarness
     with pytest.raises(ValueError, match=r"unknown options \['limt'\], missing required \['limit'\]"):
         harness.slash_command("credits", {"limt": 5}, subcommand="set-limit")
     admin = make_member(permissions=DEFAULT_MEMBER_PERMISSIONS | MANAGE_GUILD)  # checks run before parsing
-    payload = harness.slash_command(
-        "credits", {"limt": 5}, subcommand="set-limit", user=admin, validate=False
-    )
+    payload = harness.slash_command("credits", {"limt": 5}, subcommand="set-limit", user=admin, validate=False)
     harness.dispatch(payload)
     assert isinstance(await harness.wait_for_error(), app_commands.CommandSignatureMismatch)

@@ -149,8 +149,7 @@ class LimitExceeded(Exception):
         self.cost = cost
         when = f"resets {resets_at.isoformat()}" if resets_at else "never resets"
         super().__init__(
-            f"{scope} credit limit reached: {used}/{limit} used, {cost} needed "
-            f"(period {period.value}, {when})"
+            f"{scope} credit limit reached: {used}/{limit} used, {cost} needed (period {period.value}, {when})"
         )
 
     @property

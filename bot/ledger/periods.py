@@ -45,10 +45,6 @@ def period_bounds(period: Period | str, now: datetime) -> tuple[datetime, dateti
         return start, start + timedelta(days=7)
     if period is Period.MONTH:
         start = midnight.replace(day=1)
-        end = (
-            start.replace(year=start.year + 1, month=1)
-            if start.month == 12
-            else start.replace(month=start.month + 1)
-        )
+        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
         return start, end
     return EPOCH, None

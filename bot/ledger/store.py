@@ -178,9 +178,7 @@ class Ledger:
             start, end = period_bounds(settings.period, moment)
             used, reserved, member = await self._totals(conn, guild_id, user_id, start, end)
             if used + reserved + cost > settings.credit_limit:
-                raise LimitExceeded(
-                    "guild", used + reserved, settings.credit_limit, settings.period, end, cost
-                )
+                raise LimitExceeded("guild", used + reserved, settings.credit_limit, settings.period, end, cost)
             if settings.member_limit is not None and member + cost > settings.member_limit:
                 raise LimitExceeded("member", member, settings.member_limit, settings.period, end, cost)
             row = (
@@ -227,9 +225,7 @@ class Ledger:
             .on_conflict_do_nothing(index_elements=[guild_settings.c.guild_id])
         )
         row = (
-            await conn.execute(
-                select(guild_settings).where(guild_settings.c.guild_id == guild_id).with_for_update()
-            )
+            await conn.execute(select(guild_settings).where(guild_settings.c.guild_id == guild_id).with_for_update())
         ).one()
         return self._settings(guild_id, row)
 
@@ -237,9 +233,7 @@ class Ledger:
         self, conn: AsyncConnection, guild_id: int, user_id: int | None, start: datetime, end: datetime | None
     ) -> tuple[int, int, int]:
         """(settled charges, open holds, the member's total) for the guild within [start, end)."""
-        member_expr = (
-            case((jobs.c.user_id == user_id, _counted_expr), else_=0) if user_id is not None else None
-        )
+        member_expr = case((jobs.c.user_id == user_id, _counted_expr), else_=0) if user_id is not None else None
         columns = [
             func.coalesce(func.sum(_settled_expr), 0),
             func.coalesce(func.sum(_holding_expr), 0),
@@ -272,18 +266,14 @@ class Ledger:
             statement = update(jobs).where(jobs.c.interaction_id == interaction_id)
             if allowed_from is not None:
                 statement = statement.where(jobs.c.status.in_([s.value for s in allowed_from]))
-            row = (
-                await conn.execute(statement.values(**values, updated_at=moment).returning(*jobs.c))
-            ).first()
+            row = (await conn.execute(statement.values(**values, updated_at=moment).returning(*jobs.c))).first()
             if row is not None:
                 return _job_record(row)
             current = await self._job(conn, interaction_id)
             if current is None:
                 log.warning("%s: no job recorded for interaction %s", action, interaction_id)
             else:
-                log.warning(
-                    "%s ignored: job for interaction %s is already %s", action, interaction_id, current.status
-                )
+                log.warning("%s ignored: job for interaction %s is already %s", action, interaction_id, current.status)
             return current
 
         return await self._run(work, write=True)
@@ -375,9 +365,7 @@ class Ledger:
 
         interrupted = await self._run(work, write=True)
         if interrupted:
-            log.warning(
-                "%d job(s) were interrupted before Magic Hour answered; their credits stay held", interrupted
-            )
+            log.warning("%d job(s) were interrupted before Magic Hour answered; their credits stay held", interrupted)
         condition = and_(
             jobs.c.status.in_([JobStatus.SUBMITTED.value, JobStatus.UNKNOWN.value]),
             jobs.c.project_id.is_not(None),
@@ -387,9 +375,7 @@ class Ledger:
     async def _select_jobs(
         self, condition: ColumnElement[bool], *, oldest_first: bool, limit: int | None = None
     ) -> list[JobRecord]:
-        order = (
-            (jobs.c.created_at, jobs.c.id) if oldest_first else (jobs.c.created_at.desc(), jobs.c.id.desc())
-        )
+        order = (jobs.c.created_at, jobs.c.id) if oldest_first else (jobs.c.created_at.desc(), jobs.c.id.desc())
         statement = select(jobs).where(condition).order_by(*order)
         if limit is not None:
             statement = statement.limit(limit)
@@ -423,9 +409,7 @@ class Ledger:
         return await self._run(work, write=False)
 
     async def _read_settings(self, conn: AsyncConnection, guild_id: int) -> GuildSettings:
-        row = (
-            await conn.execute(select(guild_settings).where(guild_settings.c.guild_id == guild_id))
-        ).first()
+        row = (await conn.execute(select(guild_settings).where(guild_settings.c.guild_id == guild_id))).first()
         return self._settings(guild_id, row)
 
     async def _upsert_settings(self, guild_id: int, values: Mapping[str, Any]) -> GuildSettings:
@@ -489,9 +473,7 @@ class Ledger:
 
         return await self._run(work, write=False)
 
-    async def top_members(
-        self, guild_id: int, limit: int = 5, now: datetime | None = None
-    ) -> list[tuple[int, int]]:
+    async def top_members(self, guild_id: int, limit: int = 5, now: datetime | None = None) -> list[tuple[int, int]]:
         """(user_id, credits incl. reservations) in the current period, biggest spenders first."""
         moment = self._now(now)
 
@@ -561,9 +543,7 @@ class Ledger:
             await conn.execute(
                 self._insert(meta)
                 .values(key=key, value=value, updated_at=moment)
-                .on_conflict_do_update(
-                    index_elements=[meta.c.key], set_={"value": value, "updated_at": moment}
-                )
+                .on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value, "updated_at": moment})
             )
 
         await self._run(work, write=True)

@@ -16,9 +16,7 @@ POSTGRES_DRIVER = "postgresql+asyncpg"
 
 _SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite"})
 _POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "postgresql+asyncpg"})
-_EXPECTED = (
-    "expected sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://user:password@host/db"
-)
+_EXPECTED = "expected sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://user:password@host/db"
 _USERINFO = re.compile(r"(?P<head>[^:/?#]+://[^:/?#@]*):[^@/?#]*@")
 
 
@@ -51,8 +49,7 @@ def _normalize_sqlite(url: URL) -> URL:
     database = url.database or ""
     if not database or database == ":memory:" or database.startswith("file:"):
         raise DatabaseUrlError(
-            "DATABASE_URL must name a SQLite file (an in-memory database loses every credit on restart); "
-            + _EXPECTED
+            "DATABASE_URL must name a SQLite file (an in-memory database loses every credit on restart); " + _EXPECTED
         )
     if url.host or url.username or url.password:
         raise DatabaseUrlError(f"DATABASE_URL: a SQLite URL takes no host or user; {_EXPECTED}")

@@ -28,13 +28,9 @@ FileSource = str | os.PathLike[str] | BinaryIO
 ASSET_KEYS = ("image_file_path", "background_image_file_path")
 # Upload types and extensions the upload-URLs API accepts (spec), most specific type first.
 UPLOAD_EXTENSIONS: dict[str, frozenset[str]] = {
-    "image": frozenset(
-        ["png", "jpg", "jpeg", "jfif", "heic", "heif", "webp", "avif", "jp2", "tiff", "tif", "bmp"]
-    ),
+    "image": frozenset(["png", "jpg", "jpeg", "jfif", "heic", "heif", "webp", "avif", "jp2", "tiff", "tif", "bmp"]),
     "video": frozenset(["mp4", "m4v", "mov", "webm"]),
-    "audio": frozenset(
-        ["mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"]
-    ),
+    "audio": frozenset(["mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"]),
 }
 
 
@@ -67,9 +63,7 @@ class UploadUrls(_Resource):
         try:
             return [UploadUrl.from_json(item) for item in data["items"]]
         except (KeyError, TypeError):
-            raise errors.APIResponseValidationError(
-                "Unexpected upload URLs answer from Magic Hour."
-            ) from None
+            raise errors.APIResponseValidationError("Unexpected upload URLs answer from Magic Hour.") from None
 
 
 class Files(_Resource):
@@ -224,9 +218,7 @@ class ImageBackgroundRemover(_Resource):
         """POST /v1/image-background-remover (charges credits). Never re-sent once it may have arrived."""
         unknown = set(assets) - set(ASSET_KEYS)
         if unknown or "image_file_path" not in assets:
-            raise ValueError(
-                f"assets needs image_file_path and may have only {ASSET_KEYS}; got {sorted(assets)}."
-            )
+            raise ValueError(f"assets needs image_file_path and may have only {ASSET_KEYS}; got {sorted(assets)}.")
         body: dict[str, Any] = {"assets": {key: str(value) for key, value in assets.items()}}
         if name is not None:
             body["name"] = name

@@ -34,9 +34,7 @@ def check_storage_url(url: str) -> None:
         return
     if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
         return
-    raise errors.DownloadError(
-        f"Refusing to fetch {parts.scheme or 'a'} URL on {parts.hostname!r}: https only."
-    )
+    raise errors.DownloadError(f"Refusing to fetch {parts.scheme or 'a'} URL on {parts.hostname!r}: https only.")
 
 
 def url_extension(url: str) -> str:

@@ -130,9 +130,8 @@ class JobFailedError(MagicHourError):
         self.code = code
 
     def __str__(self) -> str:
-        return (
-            f"Magic Hour project {self.project_id} ended with status {self.project.status} ({self.code}): "
-            + (self.message)
+        return f"Magic Hour project {self.project_id} ended with status {self.project.status} ({self.code}): " + (
+            self.message
         )
 
 

@@ -42,9 +42,7 @@ def _require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], w
     value = data[key]
     # bool is an int subclass; an integer field must not accept true/false.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise APIResponseValidationError(
-            f"Unexpected {what} from Magic Hour: field {key!r} has the wrong type."
-        )
+        raise APIResponseValidationError(f"Unexpected {what} from Magic Hour: field {key!r} has the wrong type.")
     return value
 
 
@@ -53,9 +51,7 @@ def parse_datetime(value: str, what: str = "timestamp") -> datetime:
     try:
         return datetime.fromisoformat(value)
     except (TypeError, ValueError):
-        raise APIResponseValidationError(
-            f"Unexpected {what} from Magic Hour: {value!r} is not a date."
-        ) from None
+        raise APIResponseValidationError(f"Unexpected {what} from Magic Hour: {value!r} is not a date.") from None
 
 
 def parse_status(value: str) -> ProjectStatus | str:
@@ -141,9 +137,7 @@ class CreateResult:
         return cls(
             id=_require(data, "id", str, "create result"),
             credits_charged=_require(data, "credits_charged", int, "create result"),
-            frame_cost=frame_cost
-            if isinstance(frame_cost, int) and not isinstance(frame_cost, bool)
-            else None,
+            frame_cost=frame_cost if isinstance(frame_cost, int) and not isinstance(frame_cost, bool) else None,
         )
 
 

@@ -44,9 +44,7 @@ class Client:
 
     def __init__(self, token: str | None = None, **options: Any) -> None:
         if "session" in options:
-            raise TypeError(
-                "The sync Client manages its own HTTP session; pass session= to AsyncClient instead."
-            )
+            raise TypeError("The sync Client manages its own HTTP session; pass session= to AsyncClient instead.")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="magic-hour-sync", daemon=True)
         self._thread.start()

@@ -196,9 +196,7 @@ class Transport:
                 logger.debug("%s %s -> %s (attempt %d)", method, shown, type(exc).__name__, attempt)
                 if mode is RetryMode.CREATE:
                     raise errors.JobMayExistError(
-                        "timed out"
-                        if isinstance(exc, TimeoutError)
-                        else f"connection lost: {type(exc).__name__}"
+                        "timed out" if isinstance(exc, TimeoutError) else f"connection lost: {type(exc).__name__}"
                     ) from None
                 if isinstance(exc, TimeoutError):
                     failure = errors.APITimeoutError(
@@ -242,13 +240,9 @@ class Transport:
                 message = body["message"]
         except ValueError:
             body = text[:500]
-        message = self.redact(
-            message or (text[:200].strip() if isinstance(body, str) else "") or response.reason or ""
-        )
+        message = self.redact(message or (text[:200].strip() if isinstance(body, str) else "") or response.reason or "")
         status = response.status
-        cls = _STATUS_ERRORS.get(status) or (
-            errors.InternalServerError if status >= 500 else errors.APIStatusError
-        )
+        cls = _STATUS_ERRORS.get(status) or (errors.InternalServerError if status >= 500 else errors.APIStatusError)
         return cls(
             status,
             message or f"HTTP {status}",
@@ -256,9 +250,7 @@ class Transport:
             method=method,
             path=shown,
             project_id=project_id,
-            retry_after=parse_retry_after(response.headers.get("Retry-After"))
-            if status in (429, 503)
-            else None,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None,
         )
 
 

@@ -55,9 +55,7 @@ from tests.fakes.interactions import (
 API_PREFIX = "/api/v10"
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
-SENDABLE_FLAGS = (
-    (1 << 2) | EPHEMERAL | (1 << 12) | (1 << 15)
-)  # suppress embeds, ephemeral, silent, components v2
+SENDABLE_FLAGS = (1 << 2) | EPHEMERAL | (1 << 12) | (1 << 15)  # suppress embeds, ephemeral, silent, components v2
 MAX_CONTENT = 2000
 
 # Interaction callback types.
@@ -357,9 +355,7 @@ class FakeDiscordAPI:
         )
         self.interactions[record.id] = record
         self._by_token[record.token] = record
-        self.add_channel(
-            int(payload["channel_id"]), int(payload["guild_id"]) if "guild_id" in payload else None
-        )
+        self.add_channel(int(payload["channel_id"]), int(payload["guild_id"]) if "guild_id" in payload else None)
         for url in _attachment_urls(payload):
             self._live_signatures.add(dict(parse_qsl(urlsplit(url).query)).get("hm", ""))
         return record
@@ -405,9 +401,7 @@ class FakeDiscordAPI:
                 await self._changed.wait_for(lambda: predicate(self.requests))
         except TimeoutError:
             seen = ", ".join(f"{r.method} {r.path} {r.status}" for r in self.requests[-20:]) or "none"
-            raise AssertionError(
-                f"fake Discord: condition not met within {timeout}s; last requests: {seen}"
-            ) from None
+            raise AssertionError(f"fake Discord: condition not met within {timeout}s; last requests: {seen}") from None
         return self.requests
 
     async def notify(self) -> None:
@@ -744,9 +738,7 @@ class FakeDiscordAPI:
             if channel["type"] == 1 and [u["id"] for u in channel.get("recipients", [])] == [recipient]:
                 return 200, copy.deepcopy(channel)
         channel = self.add_channel(snowflake(), None)
-        channel["recipients"] = (
-            [make_user("recipient", id=int(recipient)).payload()] if recipient.isdigit() else []
-        )
+        channel["recipients"] = [make_user("recipient", id=int(recipient)).payload()] if recipient.isdigit() else []
         return 200, copy.deepcopy(channel)
 
     # -- messages ---------------------------------------------------------------------------------------
@@ -810,9 +802,7 @@ class FakeDiscordAPI:
                 "interaction_metadata": _interaction_metadata(interaction),
             }
             if followup and interaction.original_message_id is not None:
-                extra["interaction_metadata"]["original_response_message_id"] = str(
-                    interaction.original_message_id
-                )
+                extra["interaction_metadata"]["original_response_message_id"] = str(interaction.original_message_id)
             data_type = interaction.payload.get("data", {}).get("type", 1)
             kind = 19 if interaction.type == MESSAGE_COMPONENT else (20 if data_type == 1 else 23)
         message = message_payload(
@@ -854,9 +844,7 @@ class FakeDiscordAPI:
             keep_ids = {str(a.get("id")) for a in body["attachments"] if isinstance(a, dict)}
             existing = [a for a in existing if a["id"] in keep_ids]
         limit = interaction.payload["attachment_size_limit"] if interaction else ATTACHMENT_SIZE_LIMIT
-        uploads = self._uploads(
-            int(message["channel_id"]), body, files, limit, ephemeral=bool(flags & EPHEMERAL)
-        )
+        uploads = self._uploads(int(message["channel_id"]), body, files, limit, ephemeral=bool(flags & EPHEMERAL))
         message["attachments"] = existing + uploads
         message["edited_timestamp"] = iso_now()
 
@@ -885,9 +873,7 @@ def _interaction_metadata(interaction: InteractionRecord) -> dict[str, Any]:
 def _attachment_urls(payload: dict[str, Any]) -> list[str]:
     resolved = payload.get("data", {}).get("resolved", {})
     urls = [a["url"] for a in resolved.get("attachments", {}).values()]
-    messages = list(resolved.get("messages", {}).values()) + (
-        [payload["message"]] if "message" in payload else []
-    )
+    messages = list(resolved.get("messages", {}).values()) + ([payload["message"]] if "message" in payload else [])
     for message in messages:
         urls += [a["url"] for a in message.get("attachments", [])]
     return urls
@@ -1108,9 +1094,7 @@ class DiscordHarness:
     ) -> InteractionContext:
         who: User | Member = user or self.user
         if guild_id is not None and isinstance(who, User):
-            who = Member(
-                user=who, permissions=DEFAULT_MEMBER_PERMISSIONS if permissions is None else permissions
-            )
+            who = Member(user=who, permissions=DEFAULT_MEMBER_PERMISSIONS if permissions is None else permissions)
         elif isinstance(who, Member) and permissions is not None:
             who = replace(who, permissions=permissions)
         return InteractionContext(
@@ -1297,9 +1281,7 @@ class DiscordHarness:
         try:
             return self.api.messages[message_id]
         except KeyError:
-            raise KeyError(
-                f"message {message_id} is not in the fake's store; use add_message() first"
-            ) from None
+            raise KeyError(f"message {message_id} is not in the fake's store; use add_message() first") from None
 
     # -- dispatch ------------------------------------------------------------------------------------------
 

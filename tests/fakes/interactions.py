@@ -221,9 +221,7 @@ class Attachment:
         folder = "ephemeral-attachments" if self.ephemeral else "attachments"
         return f"/{folder}/{owner_id}/{self.id}/{self.filename}"
 
-    def payload(
-        self, *, owner_id: int, cdn: str = DISCORD_CDN, media_proxy: str = DISCORD_MEDIA_PROXY
-    ) -> dict:
+    def payload(self, *, owner_id: int, cdn: str = DISCORD_CDN, media_proxy: str = DISCORD_MEDIA_PROXY) -> dict:
         url = self.url or sign_cdn_url(cdn + self.path(owner_id=owner_id))
         data: dict[str, Any] = {
             "id": str(self.id),
@@ -421,9 +419,7 @@ def resolve_options(
         value = raw.value if isinstance(raw, Option) else raw
         if isinstance(value, Attachment):
             value = replace(value, ephemeral=True)  # slash-command uploads are ephemeral attachments
-            resolved.setdefault("attachments", {})[str(value.id)] = value.payload(
-                owner_id=ctx.application_id, cdn=cdn
-            )
+            resolved.setdefault("attachments", {})[str(value.id)] = value.payload(owner_id=ctx.application_id, cdn=cdn)
             value = str(value.id)
         elif isinstance(value, User | Member):
             user = value.user if isinstance(value, Member) else value

@@ -156,10 +156,7 @@ class Contract:
 
     def _errors(self, schema: dict[str, Any], body: Any) -> list[str]:
         validator = jsonschema.Draft4Validator(schema, format_checker=self._checker)
-        return [
-            f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message}"
-            for e in validator.iter_errors(body)
-        ]
+        return [f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message}" for e in validator.iter_errors(body)]
 
 
 # --------------------------------------------------------------------------- state
@@ -383,18 +380,12 @@ class FakeMagicHour:
 
     def completion_to_download(self) -> list[float]:
         """Per downloaded job: seconds from its completion to the first request for its output."""
-        return [
-            job.downloaded_at - job.completed_at
-            for job in self.jobs.values()
-            if job.downloaded_at is not None
-        ]
+        return [job.downloaded_at - job.completed_at for job in self.jobs.values() if job.downloaded_at is not None]
 
     # ---- plumbing
 
     @web.middleware
-    async def _record_and_inject(
-        self, request: web.Request, handler: Callable[..., Any]
-    ) -> web.StreamResponse:
+    async def _record_and_inject(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         body = await request.read()
         parsed: Any = None
         if body and request.content_type == "application/json":
@@ -442,13 +433,9 @@ class FakeMagicHour:
             return web.Response(status=status, headers=headers)
         return web.json_response(body, status=status, headers=headers)
 
-    def _error(
-        self, request: web.Request, status: int, message: str | None = None, *, retry_after: str | None = None
-    ):
+    def _error(self, request: web.Request, status: int, message: str | None = None, *, retry_after: str | None = None):
         headers = {"Retry-After": retry_after} if retry_after is not None else None
-        return self._answer(
-            request, status, {"message": message or DEFAULT_MESSAGES.get(status, "Error")}, headers
-        )
+        return self._answer(request, status, {"message": message or DEFAULT_MESSAGES.get(status, "Error")}, headers)
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"

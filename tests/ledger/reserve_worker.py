@@ -23,9 +23,7 @@ async def main(url: str, search_path: str, first_id: int, count: int, guild_id: 
 
         async def one(interaction_id: int) -> bool:
             try:
-                await ledger.reserve(
-                    interaction_id=interaction_id, guild_id=guild_id, channel_id=1, user_id=2
-                )
+                await ledger.reserve(interaction_id=interaction_id, guild_id=guild_id, channel_id=1, user_id=2)
             except LimitExceeded:
                 return False
             return True

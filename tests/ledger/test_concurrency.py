@@ -41,9 +41,7 @@ async def test_member_limit_holds_under_concurrency(backend: Backend) -> None:
 
     async def attempt(i: int) -> bool:
         try:
-            await ledgers[i % 3].reserve(
-                interaction_id=20_000 + i, guild_id=GUILD, channel_id=1, user_id=9, now=NOW
-            )
+            await ledgers[i % 3].reserve(interaction_id=20_000 + i, guild_id=GUILD, channel_id=1, user_id=9, now=NOW)
         except LimitExceeded as refused:
             assert refused.scope == "member"
             return False

@@ -119,9 +119,7 @@ async def test_duplicate_interaction_returns_the_same_job(ledger: Ledger) -> Non
     await fill(ledger, 19)
     assert (await reserve(ledger, interaction_id=555)).id == first.id
     # Concurrent duplicates still make one job.
-    results = await asyncio.gather(
-        *(reserve(ledger, guild=OTHER_GUILD, interaction_id=556) for _ in range(10))
-    )
+    results = await asyncio.gather(*(reserve(ledger, guild=OTHER_GUILD, interaction_id=556) for _ in range(10)))
     assert len({job.id for job in results}) == 1
     assert (await ledger.usage(OTHER_GUILD, now=NOW)).reserved == 5
 
@@ -152,9 +150,7 @@ async def test_failed_job_refunded_frees_its_credits(ledger: Ledger) -> None:
         await reserve(ledger)
     job = jobs[0]
     await ledger.mark_submitted(job.interaction_id, project_id="p-err")
-    failed = await ledger.settle(
-        job.interaction_id, status="failed", credits_charged=0, error="no subject found"
-    )
+    failed = await ledger.settle(job.interaction_id, status="failed", credits_charged=0, error="no subject found")
     assert failed is not None and failed.status is JobStatus.FAILED and failed.error == "no subject found"
     assert (await ledger.usage(GUILD, now=NOW)).total == 95
     await reserve(ledger)  # the refunded 5 credits are usable again

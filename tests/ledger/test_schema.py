@@ -18,9 +18,7 @@ from .conftest import NOW, Backend
 async def columns(engine: AsyncEngine) -> dict[str, set[str]]:
     def read(conn) -> dict[str, set[str]]:
         inspector = inspect(conn)
-        return {
-            table: {c["name"] for c in inspector.get_columns(table)} for table in inspector.get_table_names()
-        }
+        return {table: {c["name"] for c in inspector.get_columns(table)} for table in inspector.get_table_names()}
 
     async with engine.connect() as conn:
         return await conn.run_sync(read)
@@ -28,11 +26,7 @@ async def columns(engine: AsyncEngine) -> dict[str, set[str]]:
 
 async def versions(engine: AsyncEngine) -> list[int]:
     async with engine.connect() as conn:
-        return list(
-            (
-                await conn.execute(select(schema_version.c.version).order_by(schema_version.c.version))
-            ).scalars()
-        )
+        return list((await conn.execute(select(schema_version.c.version).order_by(schema_version.c.version))).scalars())
 
 
 async def test_empty_database_gets_the_current_schema(backend: Backend) -> None:
@@ -99,14 +93,9 @@ async def _build_v1(conn: AsyncConnection) -> None:
         {"iid": 1_000_000_000_000_000_002, "pid": "old-running", "status": "submitted", "charged": 5},
     ]
     for job in old_jobs:
-        await conn.execute(
-            insert_job, {**job, "gid": 42, "uid": 1_300_000_000_000_000_003, "at": stamp(march_10)}
-        )
+        await conn.execute(insert_job, {**job, "gid": 42, "uid": 1_300_000_000_000_000_003, "at": stamp(march_10)})
     await conn.execute(
-        text(
-            "INSERT INTO guild_settings (guild_id, credit_limit, period, updated_at)"
-            " VALUES (42, 50, 'week', :at)"
-        ),
+        text("INSERT INTO guild_settings (guild_id, credit_limit, period, updated_at) VALUES (42, 50, 'week', :at)"),
         {"at": stamp(march_10)},
     )
     await conn.execute(

@@ -34,9 +34,7 @@ async def make_client(fake: FakeMagicHour, clock: FakeClock) -> AsyncIterator[Ca
 
     def build(**options: Any) -> AsyncClient:
         options.setdefault("base_url", fake.base_url)
-        options.setdefault(
-            "retry", RetryPolicy(max_retries=3, base_delay=0.5, max_delay=8.0, max_retry_after=30.0)
-        )
+        options.setdefault("retry", RetryPolicy(max_retries=3, base_delay=0.5, max_delay=8.0, max_retry_after=30.0))
         options.setdefault("request_timeout", 5.0)
         options.setdefault("sleep", clock.sleep)
         options.setdefault("clock", clock)

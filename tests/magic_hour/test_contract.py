@@ -17,9 +17,7 @@ def test_the_spec_is_where_the_fake_looks():
     assert DEFAULT_SPEC_PATH.is_file()
 
 
-async def test_every_endpoint_the_client_uses_conforms(
-    fake: FakeMagicHour, client: AsyncClient, tmp_path: Path
-):
+async def test_every_endpoint_the_client_uses_conforms(fake: FakeMagicHour, client: AsyncClient, tmp_path: Path):
     image = tmp_path / "in.png"
     image.write_bytes(b"png")
     result = await client.v1.image_background_remover.generate(
@@ -39,9 +37,7 @@ async def test_every_endpoint_the_client_uses_conforms(
 async def raw_post(fake: FakeMagicHour, path: str, body: object) -> int:
     async with (
         aiohttp.ClientSession() as session,
-        session.post(
-            fake.base_url + path, json=body, headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as response,
+        session.post(fake.base_url + path, json=body, headers={"Authorization": f"Bearer {TOKEN}"}) as response,
     ):
         return response.status
 
@@ -66,9 +62,7 @@ async def test_the_fake_refuses_and_records_bodies_that_break_the_spec(path: str
 async def test_the_fake_records_its_own_off_spec_answers():
     """A test that scripts an answer the real API could not give is caught, not silently believed."""
     async with FakeMagicHour(token=TOKEN) as fake:
-        fake.fail_next(
-            "GET", "/v1/image-projects/", 401, message="Token expired"
-        )  # spec: "Unauthorized" only
+        fake.fail_next("GET", "/v1/image-projects/", 401, message="Token expired")  # spec: "Unauthorized" only
         async with (
             aiohttp.ClientSession() as session,
             session.get(

@@ -127,9 +127,7 @@ async def test_per_request_timeout_applies_to_a_shared_session(fake: FakeMagicHo
         assert not session.closed  # not ours to close
 
 
-async def test_token_never_in_logs_or_errors_through_a_whole_run(
-    fake: FakeMagicHour, client: AsyncClient, caplog
-):
+async def test_token_never_in_logs_or_errors_through_a_whole_run(fake: FakeMagicHour, client: AsyncClient, caplog):
     caplog.set_level(logging.DEBUG, logger="bot.magic_hour")
     fake.job_duration = 4.0
     fake.fail_next("POST", CREATE_PATH, 429, retry_after="1")

@@ -27,9 +27,7 @@ async def test_generate_uploads_both_local_assets(
     assets = {"image_file_path": str(foreground), "background_image_file_path": str(background)}
     before = copy.deepcopy(assets)
     out = tmp_path / "outputs"
-    result = await client.v1.image_background_remover.generate(
-        assets=assets, name="cat", download_directory=out
-    )
+    result = await client.v1.image_background_remover.generate(assets=assets, name="cat", download_directory=out)
 
     assert assets == before  # never modified in place
     [urls_request] = [r for r in fake.requests if r.path == UPLOAD_URLS_PATH]
@@ -51,9 +49,7 @@ async def test_generate_uploads_both_local_assets(
     assert path.parent == out and path.read_bytes() == PNG_BYTES
 
 
-async def test_generate_passes_urls_and_uploaded_paths_through(
-    fake: FakeMagicHour, client: AsyncClient, tmp_path
-):
+async def test_generate_passes_urls_and_uploaded_paths_through(fake: FakeMagicHour, client: AsyncClient, tmp_path):
     assets = {
         "image_file_path": "https://cdn.discordapp.com/attachments/1/2/cat.png?ex=65&is=66&hm=abc",
         "background_image_file_path": "api-assets/id/1234.png",
@@ -81,9 +77,7 @@ async def test_generate_downloads_to_the_current_directory_by_default(
     fake: FakeMagicHour, client: AsyncClient, tmp_path: Path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    result = await client.v1.image_background_remover.generate(
-        assets={"image_file_path": "https://x.test/a.png"}
-    )
+    result = await client.v1.image_background_remover.generate(assets={"image_file_path": "https://x.test/a.png"})
     assert [p.parent for p in result.downloaded_paths] == [tmp_path]
 
 
@@ -123,9 +117,7 @@ async def test_upload_file_returns_urls_untouched(fake: FakeMagicHour, client: A
     assert fake.requests == []
 
 
-async def test_upload_refuses_an_unsupported_extension(
-    fake: FakeMagicHour, client: AsyncClient, tmp_path: Path
-):
+async def test_upload_refuses_an_unsupported_extension(fake: FakeMagicHour, client: AsyncClient, tmp_path: Path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hi")
     with pytest.raises(ValueError, match="txt"):

@@ -78,9 +78,7 @@ def threaded_fake() -> Iterator[FakeMagicHour]:
 def test_sync_client_runs_the_async_workflow(threaded_fake: FakeMagicHour, tmp_path):
     fast = PollPolicy(first_delay=0.0, dense_start=0.0, dense_end=0.0, dense_interval=0.01)
     with Client(token=TOKEN, base_url=threaded_fake.base_url, poll=fast) as client:
-        created = client.v1.image_background_remover.create(
-            assets={"image_file_path": "https://x.test/a.png"}
-        )
+        created = client.v1.image_background_remover.create(assets={"image_file_path": "https://x.test/a.png"})
         project = client.v1.image_projects.wait(id=created.id)
         assert project.status is ProjectStatus.COMPLETE
         downloaded = client.v1.image_projects.download(project, directory=tmp_path)

@@ -25,9 +25,7 @@ PROJECT = {
     "enabled": True,
     "credits_charged": 5,
     "total_frame_cost": 5,
-    "downloads": [
-        {"url": "https://videos.magichour.ai/id/output.png", "expires_at": "2024-10-20T05:16:19.027Z"}
-    ],
+    "downloads": [{"url": "https://videos.magichour.ai/id/output.png", "expires_at": "2024-10-20T05:16:19.027Z"}],
     "error": None,
 }
 

@@ -77,9 +77,7 @@ def test_four_second_job_needs_at_most_half_the_sdk_polls_and_is_seen_quickly():
     assert ours[-1] - 4.0 <= 0.3
 
 
-@pytest.mark.parametrize(
-    "bad", [{"first_delay": 5.0, "dense_start": 3.0}, {"dense_interval": 0}, {"jitter": 1.5}]
-)
+@pytest.mark.parametrize("bad", [{"first_delay": 5.0, "dense_start": 3.0}, {"dense_interval": 0}, {"jitter": 1.5}])
 def test_inconsistent_policies_are_refused(bad):
     with pytest.raises(ValueError):
         PollPolicy(**bad)
@@ -94,9 +92,7 @@ async def test_wait_returns_the_complete_project_and_reports_each_status_change_
 ):
     fake.job_duration = 6.0
     seen: list[ProjectStatus | str] = []
-    project = await client.v1.image_projects.wait(
-        id=await start(client), on_status=lambda p: seen.append(p.status)
-    )
+    project = await client.v1.image_projects.wait(id=await start(client), on_status=lambda p: seen.append(p.status))
     assert project.status is ProjectStatus.COMPLETE
     assert project.downloads and project.downloads[0].url.startswith(fake.base_url)
     assert seen == [ProjectStatus.RENDERING, ProjectStatus.COMPLETE]  # first seen included, no repeats
@@ -169,9 +165,7 @@ async def test_deadline_raises_poll_timeout_with_the_project_id(
     assert clock() - started == pytest.approx(60.0)  # the last poll lands on the deadline, not past it
 
 
-async def test_default_deadline_comes_from_the_poll_policy(
-    fake: FakeMagicHour, clock: FakeClock, make_client
-):
+async def test_default_deadline_comes_from_the_poll_policy(fake: FakeMagicHour, clock: FakeClock, make_client):
     client = make_client(poll=PollPolicy(deadline=30.0))
     fake.job_duration = 10_000.0
     job = await start(client)

@@ -30,9 +30,7 @@ async def create(client: AsyncClient):
 
 
 @pytest.mark.parametrize("status", [429, 502, 503])
-async def test_create_is_retried_where_no_job_can_exist(
-    fake: FakeMagicHour, client: AsyncClient, status: int
-):
+async def test_create_is_retried_where_no_job_can_exist(fake: FakeMagicHour, client: AsyncClient, status: int):
     fake.fail_next("POST", CREATE_PATH, status)
     result = await create(client)
     assert fake.creates == 2
@@ -48,9 +46,7 @@ async def test_create_500_is_not_retried_because_the_job_may_exist(fake: FakeMag
     assert fake.creates == 1
 
 
-async def test_create_timeout_after_send_raises_job_may_exist_and_sends_once(
-    fake: FakeMagicHour, make_client
-):
+async def test_create_timeout_after_send_raises_job_may_exist_and_sends_once(fake: FakeMagicHour, make_client):
     fake.fail_next("POST", CREATE_PATH, delay=3.0, after_processing=True)
     client = make_client(request_timeout=0.2)
     with pytest.raises(JobMayExistError) as caught:
@@ -84,9 +80,7 @@ async def test_create_connection_refused_is_retried_until_the_server_is_up(clock
         if server.base_url == "":
             await server.start()
 
-    client = AsyncClient(
-        token=TOKEN, base_url=f"http://127.0.0.1:{port}", sleep=sleep_then_start, clock=clock
-    )
+    client = AsyncClient(token=TOKEN, base_url=f"http://127.0.0.1:{port}", sleep=sleep_then_start, clock=clock)
     try:
         result = await create(client)
     finally:
@@ -191,9 +185,7 @@ async def test_rate_limit_error_exposes_retry_after_when_retries_run_out(fake: F
     assert caught.value.status == 429
 
 
-async def test_backoff_is_exponential_with_jitter_and_capped(
-    fake: FakeMagicHour, clock: FakeClock, make_client
-):
+async def test_backoff_is_exponential_with_jitter_and_capped(fake: FakeMagicHour, clock: FakeClock, make_client):
     client = make_client(retry=RetryPolicy(max_retries=5, base_delay=1.0, max_delay=4.0))
     fake.fail_next("GET", "/v1/image-projects/", 500, times=6)
     with pytest.raises(InternalServerError):

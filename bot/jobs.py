@@ -385,8 +385,11 @@ class JobRunner:
     async def drain(self, grace: float) -> None:
         """Stop taking jobs, let running ones finish for `grace` seconds, leave the rest to the next start."""
         self.accepting = False
-        for task in list(self._waiting.values()):
-            task.cancel()  # never started: released, nothing charged
+        queued = list(self._waiting.values())
+        for task in queued:
+            task.cancel()  # never started: released, nothing charged, the member is told
+        if queued:
+            await asyncio.wait(queued, timeout=5)
         running = [task for task, _ in self._running.values()] + list(self._background)
         if running:
             log.info("waiting up to %.0f s for %d running job(s)", grace, len(running))

@@ -36,7 +36,8 @@ from aiohttp import web
 
 from bot.app import BackgroundBot
 from bot.settings import parse_settings
-from tests.fakes.discord_api import DiscordHarness, FakeDiscordAPI, RecordedRequest
+from tests.fakes.discord_api import FakeDiscordAPI, RecordedRequest
+from tests.fakes.discord_harness import DiscordHarness
 from tests.fakes.interactions import Member, User, make_attachment, make_user
 from tests.fakes.magic_hour import PNG_BYTES, FakeMagicHour
 

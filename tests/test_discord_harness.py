@@ -12,7 +12,8 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakes.discord_api import EPHEMERAL, LOADING, DiscordHarness
+from tests.fakes.discord_api import EPHEMERAL, LOADING
+from tests.fakes.discord_harness import DiscordHarness
 from tests.fakes.interactions import (
     ATTACHMENT_SIZE_LIMIT,
     DEFAULT_MEMBER_PERMISSIONS,

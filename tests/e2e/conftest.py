@@ -17,7 +17,7 @@ import pytest
 from bot.app import BackgroundBot
 from bot.magic_hour import PollPolicy
 from bot.settings import Settings, parse_settings
-from tests.fakes.discord_api import DiscordHarness
+from tests.fakes.discord_harness import DiscordHarness
 from tests.fakes.magic_hour import FakeMagicHour
 
 MH_TOKEN = "mhk_live_e2e_secret_key"

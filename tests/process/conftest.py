@@ -20,7 +20,8 @@ import discord
 import pytest
 
 from bot.ledger import JobRecord, JobStatus, Ledger
-from tests.fakes.discord_api import DiscordHarness, FakeDiscordAPI
+from tests.fakes.discord_api import FakeDiscordAPI
+from tests.fakes.discord_harness import DiscordHarness
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.interactions import User, make_user, snowflake
 from tests.fakes.magic_hour import FakeMagicHour

@@ -56,6 +56,12 @@ def human_size(size: int) -> str:
     return f"{size} bytes"
 
 
+def is_image(filename: str, content_type: str | None) -> bool:
+    """An attachment Magic Hour could take, judged by name and type alone (size aside)."""
+    content = (content_type or "").split(";")[0].strip().lower()
+    return extension_of(filename) in IMAGE_EXTENSIONS and content in IMAGE_CONTENT_TYPES
+
+
 def problem_with(item: InputFile, max_bytes: int) -> str | None:
     """Why Magic Hour can't take this file, in words for the member; None when it can."""
     label = f"The {item.role} `{item.filename}`"

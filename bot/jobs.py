@@ -248,7 +248,7 @@ class JobRunner:
         try:
             project = await self._wait(request, project_id, events)
         except JobFailedError as error:
-            retry = await refresh(request) if refresh and is_input_fetch_failure(error) else None
+            retry = await self._refreshed(request, refresh) if refresh and is_input_fetch_failure(error) else None
             if retry is None:
                 await self._settle_failed(request, error)
                 raise
@@ -261,6 +261,14 @@ class JobRunner:
                 await self._settle_failed(request, second)
                 raise
         return await self._finish(request, project, events)
+
+    async def _refreshed(self, request: JobRequest, refresh: InputRefresher) -> JobRequest | None:
+        """A fresh copy of the inputs, or None when there is none (message deleted, CDN link gone)."""
+        try:
+            return await refresh(request)
+        except Exception as error:  # the refresher is the caller's (Discord); any failure means "no retry"
+            log.warning("could not refresh the inputs %s: %s", request.log_context(), error)
+            return None
 
     async def _create(self, request: JobRequest) -> str:
         assets = {"image_file_path": request.image_url}

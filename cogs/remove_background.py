@@ -18,7 +18,7 @@ from discord.ext import commands
 from bot import replies
 from bot.checks import require_guild
 from bot.delivery import Reply, ThrottledEditor
-from bot.inputs import InputFile, output_filename, problem_with
+from bot.inputs import InputFile, is_image, output_filename, problem_with
 from bot.jobs import InputRefresher, JobEvents, JobRequest, JobResult, MemberBusy, ShuttingDown
 from bot.magic_hour import ProjectStatus
 
@@ -149,7 +149,7 @@ class RemoveBackground(commands.Cog):
         await self._start(interaction, inputs, name, refresh)
 
     async def remove_background_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        images = [a for a in message.attachments if problem_with(input_file("image", a), 1 << 62) is None]
+        images = [a for a in message.attachments if is_image(a.filename, a.content_type)]
         if not images:
             await interaction.response.send_message(
                 "That message has no image attachment Magic Hour can use (png, jpg, webp, heic, avif, tiff, bmp…).",
@@ -179,8 +179,9 @@ class RemoveBackground(commands.Cog):
         guild_id = interaction.guild_id
         assert guild_id is not None  # guild_only
         runner = bot.runner
-        if not runner.accepting or runner.member_active(guild_id, interaction.user.id) >= runner.max_per_member:
-            error = ShuttingDown() if not runner.accepting else MemberBusy(0, runner.max_per_member)
+        active = runner.member_active(guild_id, interaction.user.id)
+        if not runner.accepting or active >= runner.max_per_member:
+            error = ShuttingDown() if not runner.accepting else MemberBusy(active, runner.max_per_member)
             await interaction.response.send_message(replies.failure(error), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)

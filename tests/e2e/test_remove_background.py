@@ -380,3 +380,18 @@ async def test_stale_slash_attachment_is_uploaded_through_magic_hours_upload_url
         assert last_edit(world, token).files
         job = await world.bot.ledger.get_job(interaction_id)
         assert job.status is JobStatus.COMPLETE and job.credits_charged == 5
+
+
+async def test_stale_link_of_a_deleted_message_settles_the_failure(world: BotWorld) -> None:
+    message = world.discord.add_message(attachments=[make_attachment("gone.png")])
+    world.mh.fetchable = lambda url: False
+    payload = world.discord.message_context_menu("Remove background", message)
+    del world.discord.api.messages[int(message["id"])]  # deleted before the bot could re-fetch it
+    interaction_id = world.discord.dispatch(payload)
+    await world.discord.finished(interaction_id, timeout=15)
+
+    assert len(creates(world.mh)) == 1
+    content = last_edit(world, payload["token"]).json["content"]
+    assert "couldn't process this image" in content and "No credits were kept" in content
+    job = await world.bot.ledger.get_job(interaction_id)
+    assert job.status is JobStatus.FAILED and job.credits_charged == 0

@@ -341,8 +341,7 @@ class DiscordHarness:
         """A MESSAGE context-menu interaction on a stored message (see `add_message`)."""
         stored = self._stored_message(message)
         channel = int(stored["channel_id"])
-        guild = self.api.channels.get(channel, {}).get("guild_id")
-        guild_id = int(guild) if guild else None
+        guild_id = self._guild_of(channel)
         ctx = self._context(
             guild_id=guild_id,
             channel_id=channel,
@@ -397,9 +396,8 @@ class DiscordHarness:
         """A MESSAGE_COMPONENT interaction on a message the fake stored (where the view was sent)."""
         stored = self._stored_message(message_id)
         channel = int(stored["channel_id"])
-        guild = self.api.channels.get(channel, {}).get("guild_id")
         ctx = self._context(
-            guild_id=int(guild) if guild else None,
+            guild_id=self._guild_of(channel),
             channel_id=channel,
             user=user,
             permissions=permissions,
@@ -413,6 +411,10 @@ class DiscordHarness:
         payload = ctx.envelope(MESSAGE_COMPONENT, data)
         payload["message"] = self.api.served(stored)
         return payload
+
+    def _guild_of(self, channel_id: int) -> int | None:
+        guild = self.api.channels.get(channel_id, {}).get("guild_id")
+        return int(guild) if guild else None
 
     def _stored_message(self, message: dict[str, Any] | int) -> dict[str, Any]:
         message_id = int(message["id"]) if isinstance(message, dict) else int(message)

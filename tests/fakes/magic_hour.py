@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from aiohttp import web
 
-DEFAULT_SPEC_PATH = Path(__file__).parents[2].parent / "shared/specs/magic-hour-openapi.json"
+DEFAULT_SPEC_PATH = Path(__file__).parents[1] / "contracts/magic-hour-openapi.json"
 CREATE_PATH = "/v1/image-background-remover"
 PROJECT_TEMPLATE = "/v1/image-projects/{id}"
 UPLOAD_URLS_PATH = "/v1/files/upload-urls"

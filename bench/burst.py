@@ -34,7 +34,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.app import BackgroundBot
+from bot.adapter.bot import BackgroundBot
+from bot.resources import open_resources
 from bot.settings import parse_settings
 from tests.fakes.discord_api import FakeDiscordAPI, RecordedRequest
 from tests.fakes.discord_harness import DiscordHarness
@@ -224,17 +225,18 @@ async def bot_world(tmp: Path, *, job_seconds: float, result_size: int, **overri
                 **overrides,
             }
         )
-        bot = BackgroundBot(settings)  # the production poll schedule: the delivery times are realistic
-        harness = DiscordHarness(bot, token=DISCORD_TOKEN, application_id=application_id, owner_id=owner_id)
-        harness.api = RemoteDiscordAPI(
-            fakes.discord,
-            token=DISCORD_TOKEN,
-            application_id=application_id,
-            bot_user=harness.bot_user,
-            owner=harness.owner,
-        )
-        async with harness:
-            yield World(harness, fakes)
+        async with open_resources(settings) as resources:
+            bot = BackgroundBot(settings, resources)  # the production poll schedule: the delivery times are realistic
+            harness = DiscordHarness(bot, token=DISCORD_TOKEN, application_id=application_id, owner_id=owner_id)
+            harness.api = RemoteDiscordAPI(
+                fakes.discord,
+                token=DISCORD_TOKEN,
+                application_id=application_id,
+                bot_user=harness.bot_user,
+                owner=harness.owner,
+            )
+            async with harness:
+                yield World(harness, fakes)
 
 
 def burst_payloads(harness: DiscordHarness, count: int) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
-"""`python -m bot [run | sync]`: read the settings, set up logging, start the bot, stop it cleanly.
+"""`python -m bot [run | sync]`: read the settings, open what the bot needs, run it, close it cleanly.
 
-Mistakes in the configuration end here with one line and exit status 2, never a traceback: the
-person reading it is setting the bot up, not debugging it.
+Everything is opened here, in one place, before the gateway (the shape of discord.py's
+`examples/advanced_startup.py`): mistakes in the configuration and unreachable resources end here with
+one line and exit status 2, never a traceback, because the person reading it is setting the bot up.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import discord
 
 from bot.ledger import DatabaseUrlError, normalize_database_url
 from bot.log_redaction import install_redaction
+from bot.resources import StartupError, open_resources
 from bot.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("bot")
@@ -40,9 +42,20 @@ def fail(message: str) -> int:
 
 
 async def serve(settings: Settings, *, sync_only: bool) -> None:
-    from bot.app import create_bot
+    from bot.adapter.bot import create_bot
 
-    bot = create_bot(settings, force_sync=sync_only)
+    async with open_resources(settings) as resources:
+        bot = create_bot(settings, resources, force_sync=sync_only)
+        async with bot:
+            await bot.login(settings.discord_token)  # runs setup_hook: cogs, command sync
+            if sync_only:
+                return
+            await bot.resume_jobs()
+            await run_until_stopped(bot)
+
+
+async def run_until_stopped(bot: discord.Client) -> None:
+    """Connect the gateway until SIGTERM/SIGINT, then close (which lets running jobs finish first)."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 
@@ -53,20 +66,15 @@ async def serve(settings: Settings, *, sync_only: bool) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, request_stop, sig.name)
-
-    async with bot:
-        if sync_only:
-            await bot.login(settings.discord_token)  # setup_hook syncs; no gateway needed
-            return
-        runner = asyncio.create_task(bot.start(settings.discord_token))
-        stop = asyncio.create_task(stopping.wait())
-        done, _ = await asyncio.wait({runner, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if runner in done:
-            stop.cancel()
-            runner.result()  # re-raise a login failure
-            return
-        await bot.close()
-        await runner
+    gateway = asyncio.create_task(bot.connect())
+    stop = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait({gateway, stop}, return_when=asyncio.FIRST_COMPLETED)
+    if gateway in done:
+        stop.cancel()
+        gateway.result()  # re-raise a gateway failure
+        return
+    await bot.close()
+    await gateway
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     install_redaction(settings)
     try:
         asyncio.run(serve(settings, sync_only=args.command == "sync"))
+    except StartupError as error:
+        return fail(str(error))
     except discord.LoginFailure:
         return fail("DISCORD_TOKEN was rejected by Discord. Reset the token in the Developer Portal and update it.")
     except discord.PrivilegedIntentsRequired:

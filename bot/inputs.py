@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-# The image extensions Magic Hour accepts (its upload-URLs API lists them).
-IMAGE_EXTENSIONS = frozenset(
-    {"png", "jpg", "jpeg", "jfif", "heic", "heif", "webp", "avif", "jp2", "tiff", "tif", "bmp"}
-)
+from bot.magic_hour.client import UPLOAD_EXTENSIONS
+
+# The image extensions Magic Hour accepts: the client's list, taken from the upload-URLs API's spec.
+IMAGE_EXTENSIONS = UPLOAD_EXTENSIONS["image"]
 # Content types Discord reports for those files.
 IMAGE_CONTENT_TYPES = frozenset(
     {

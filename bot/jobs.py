@@ -10,9 +10,10 @@ job is settled only after the result has been handed over (a crash in between re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.ledger import COST_PER_JOB, JobRecord, JobStatus, Ledger, LimitExceeded, Usage
@@ -100,6 +101,7 @@ class StillRunning(Exception):
 
 Expected = (MagicHourError, LimitExceeded, MemberBusy, ShuttingDown, JobCancelled, StillRunning)
 InputRefresher = Callable[[JobRequest], Awaitable[JobRequest | None]]
+SettledListener = Callable[[int], Awaitable[None]]
 
 
 class JobEvents:
@@ -117,8 +119,9 @@ class JobEvents:
     async def slow(self) -> None:
         """The job takes longer than usual; it is still being tracked."""
 
-    async def deliver(self, result: JobResult) -> None:
-        """Hand the result over. Raising here is logged; the job is settled anyway."""
+    async def deliver(self, result: JobResult) -> bool:
+        """Hand the result over; True when a message really carried it. Raising is logged; the job settles anyway."""
+        return False
 
     async def failed(self, error: BaseException) -> None:
         """The job ended without a result (one of `Expected`)."""
@@ -150,7 +153,6 @@ class JobRunner:
         deadline: float = 600.0,
         resume_deadline: float = 24 * 3600.0,
         max_output_bytes: int | None = None,
-        on_settled: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -160,12 +162,17 @@ class JobRunner:
         self.deadline = deadline
         self.resume_deadline = resume_deadline
         self.max_output_bytes = max_output_bytes
-        self.on_settled = on_settled
+        self._settled_listeners: list[SettledListener] = []
         self.accepting = True
+        self._drained = False
         self._active: Counter[tuple[int, int]] = Counter()
         self._waiting: dict[int, asyncio.Task[object]] = {}
         self._running: dict[int, tuple[asyncio.Task[object], JobEvents]] = {}
         self._background: set[asyncio.Task[None]] = set()
+
+    def on_settled(self, listener: SettledListener) -> None:
+        """Call `listener(guild_id)` after every job that settles (e.g. the credit alerts)."""
+        self._settled_listeners.append(listener)
 
     # -- live jobs -------------------------------------------------------------------------------
 
@@ -321,8 +328,9 @@ class JobRunner:
             log.warning("download failed, the link is delivered instead %s: %s", request.log_context(project.id), error)
         usage = await self.ledger.usage(request.guild_id, user_id=request.user_id)
         result = JobResult(project=project, file=file, credits_charged=project.credits_charged, usage=usage)
+        delivered = False
         try:
-            await events.deliver(result)
+            delivered = await events.deliver(result)
         except Exception:
             log.exception("delivery failed %s", request.log_context(project.id))
         finally:
@@ -331,7 +339,10 @@ class JobRunner:
         await self.ledger.settle(
             request.interaction_id, status=JobStatus.COMPLETE, credits_charged=project.credits_charged
         )
-        await self.ledger.mark_delivered(request.interaction_id)
+        if delivered:
+            await self.ledger.mark_delivered(request.interaction_id)
+        else:
+            log.warning("the result reached no one; it stays in the ledger %s", request.log_context(project.id))
         log.info("job complete %s credits_charged=%d", request.log_context(project.id), project.credits_charged)
         await self._notify_settled(request.guild_id)
         return result
@@ -347,12 +358,11 @@ class JobRunner:
         await self._notify_settled(request.guild_id)
 
     async def _notify_settled(self, guild_id: int) -> None:
-        if self.on_settled is None:
-            return
-        try:
-            await self.on_settled(guild_id)
-        except Exception:
-            log.exception("credit alert check failed guild=%s", guild_id)
+        for listener in self._settled_listeners:
+            try:
+                await listener(guild_id)
+            except Exception:
+                log.exception("a settled-job listener failed guild=%s", guild_id)
 
     def _log_failure(self, request: JobRequest, error: BaseException) -> None:
         level = logging.WARNING if isinstance(error, MagicHourError) else logging.INFO
@@ -390,8 +400,19 @@ class JobRunner:
 
     # -- shutdown ----------------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def closing(self, grace: float) -> AsyncIterator[JobRunner]:
+        """`async with runner.closing(grace):` drains on the way out, unless the bot already did."""
+        try:
+            yield self
+        finally:
+            await self.drain(grace)
+
     async def drain(self, grace: float) -> None:
         """Stop taking jobs, let running ones finish for `grace` seconds, leave the rest to the next start."""
+        if self._drained:
+            return
+        self._drained = True
         self.accepting = False
         queued = list(self._waiting.values())
         for task in queued:

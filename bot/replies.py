@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.inputs import IMAGE_EXTENSIONS
 from bot.jobs import JobCancelled, JobResult, MemberBusy, ShuttingDown, StillRunning
-from bot.ledger import LimitExceeded, Usage
+from bot.ledger import LimitExceeded, Period, Usage
 from bot.magic_hour import (
     APIConnectionError,
     AuthenticationError,
@@ -25,7 +26,12 @@ from bot.magic_hour import (
     UnprocessableEntityError,
 )
 
-PERIOD_WORDS = {"day": "today", "week": "this week", "month": "this month", "none": "in total"}
+PERIOD_WORDS: dict[Period, str] = {
+    Period.DAY: "today",
+    Period.WEEK: "this week",
+    Period.MONTH: "this month",
+    Period.NONE: "in total",
+}
 
 
 def timestamp(moment: datetime, style: str = "R") -> str:
@@ -33,11 +39,20 @@ def timestamp(moment: datetime, style: str = "R") -> str:
 
 
 def usage_line(usage: Usage) -> str:
-    period = PERIOD_WORDS.get(str(usage.period), "")
+    period = PERIOD_WORDS[Period(usage.period)]
     line = f"This server has used {usage.total} of {usage.limit} credits {period}".rstrip() + "."
     if usage.resets_at is not None:
         line += f" The limit resets {timestamp(usage.resets_at)}."
     return line
+
+
+def limit_alert(threshold: int, usage: Usage) -> str:
+    return f"📈 This server has reached {threshold} % of its credit limit. {usage_line(usage)}"
+
+
+def no_image_in_message() -> str:
+    accepted = ", ".join(sorted(IMAGE_EXTENSIONS))
+    return f"That message has no image attachment Magic Hour can use ({accepted})."
 
 
 def queued(position: int) -> str:
@@ -76,7 +91,7 @@ def interrupted() -> str:
 
 def limit_exceeded(error: LimitExceeded) -> str:
     whose = "This server" if error.scope == "guild" else "You"
-    period = PERIOD_WORDS.get(str(error.period), "")
+    period = PERIOD_WORDS[Period(error.period)]
     text = (
         f"🚫 {whose} can't start another background removal: {error.used} of {error.limit} credits "
         f"used {period}, and each one costs {error.cost}."

@@ -6,14 +6,16 @@ half-way through the first job, so every value is parsed here and nowhere else.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
-PERIODS = ("day", "week", "month", "none")
+from bot.ledger.periods import Period
 
 
 class SettingsError(Exception):
@@ -27,6 +29,8 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
+    """Each field is read from the environment variable of the same name in capitals; its default is here."""
+
     discord_token: str = field(repr=False)
     magic_hour_api_key: str = field(repr=False)
     magic_hour_base_url: str = "https://api.magichour.ai"
@@ -43,7 +47,7 @@ class Settings:
     magic_hour_request_timeout: float = 60.0
     magic_hour_max_retries: int = 3
     default_guild_credit_limit: int = 100
-    default_guild_credit_period: str = "month"
+    default_guild_credit_period: Period = Period.MONTH
     max_guild_credit_limit: int | None = None
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
@@ -60,9 +64,19 @@ def load_settings(
     return parse_settings(values)
 
 
+def default(name: str) -> Any:
+    """A setting's default, as written once on `Settings`."""
+    spec = next(f for f in fields(Settings) if f.name == name)
+    if spec.default is MISSING:
+        raise KeyError(f"{name} has no default")
+    return spec.default
+
+
 def parse_settings(env: Mapping[str, str]) -> Settings:
+    """`env` maps variable names (DISCORD_TOKEN, …) to text; each field of `Settings` is its name in capitals."""
+
     def raw(name: str) -> str | None:
-        value = env.get(name)
+        value = env.get(name.upper())
         if value is None or value.strip() == "":
             return None
         return value.strip()
@@ -70,62 +84,72 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     def required(name: str, hint: str) -> str:
         value = raw(name)
         if value is None:
-            raise SettingsError(name, f"is not set. {hint}")
+            raise SettingsError(name.upper(), f"is not set. {hint}")
         return value
 
-    def integer(name: str, default: int | None, minimum: int = 0) -> int | None:
+    def integer(name: str, minimum: int = 0) -> Any:
         value = raw(name)
         if value is None:
-            return default
+            return default(name)
         try:
             number = int(value.replace("_", ""))
         except ValueError:
-            raise SettingsError(name, f"must be a whole number, got {value!r}.") from None
+            raise SettingsError(name.upper(), f"must be a whole number, got {value!r}.") from None
         if number < minimum:
-            raise SettingsError(name, f"must be at least {minimum}, got {number}.")
+            raise SettingsError(name.upper(), f"must be at least {minimum}, got {number}.")
         return number
 
-    def number(name: str, default: float, minimum: float = 0.0) -> float:
+    def seconds(name: str) -> float:
         value = raw(name)
         if value is None:
-            return default
+            return float(default(name))
         try:
             parsed = float(value)
         except ValueError:
-            raise SettingsError(name, f"must be a number of seconds, got {value!r}.") from None
-        if parsed <= minimum:
-            raise SettingsError(name, f"must be greater than {minimum:g}, got {value}.")
+            raise SettingsError(name.upper(), f"must be a number of seconds, got {value!r}.") from None
+        if not math.isfinite(parsed) or parsed <= 0:
+            raise SettingsError(name.upper(), f"must be a finite number of seconds greater than 0, got {value}.")
         return parsed
 
+    def period(name: str) -> Period:
+        value = raw(name)
+        if value is None:
+            return Period(default(name))
+        try:
+            return Period(value.lower())
+        except ValueError:
+            choices = ", ".join(p.value for p in Period)
+            raise SettingsError(name.upper(), f"must be one of {choices}, got {value.lower()!r}.") from None
+
     token = required(
-        "DISCORD_TOKEN",
+        "discord_token",
         "Copy the bot token from https://discord.com/developers/applications (Bot → Reset Token) "
         "into .env or the environment.",
     )
     if any(ch.isspace() for ch in token) or token.lower().startswith("bot "):
         raise SettingsError("DISCORD_TOKEN", "looks malformed: give the bare token, without 'Bot ' or spaces.")
     api_key = required(
-        "MAGIC_HOUR_API_KEY",
+        "magic_hour_api_key",
         "Create an API key at https://magichour.ai/developer and put it in .env or the environment.",
     )
     if any(ch.isspace() for ch in api_key):
         raise SettingsError("MAGIC_HOUR_API_KEY", "looks malformed: it must not contain spaces.")
 
-    base_url = raw("MAGIC_HOUR_BASE_URL") or Settings.magic_hour_base_url
-    if not base_url.startswith(("https://", "http://")):
-        raise SettingsError("MAGIC_HOUR_BASE_URL", f"must start with https://, got {base_url!r}.")
+    base_url = raw("magic_hour_base_url") or default("magic_hour_base_url")
+    try:
+        base_url = validate_base_url(base_url)
+    except ValueError as error:
+        raise SettingsError("MAGIC_HOUR_BASE_URL", str(error)) from None
 
-    log_level = (raw("LOG_LEVEL") or "INFO").upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise SettingsError("LOG_LEVEL", f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}.")
+    log_level = (raw("log_level") or default("log_level")).upper()
+    if log_level not in LOG_LEVELS:
+        raise SettingsError(
+            "LOG_LEVEL", f"must be {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}, got {log_level!r}."
+        )
 
-    period = (raw("DEFAULT_GUILD_CREDIT_PERIOD") or "month").lower()
-    if period not in PERIODS:
-        raise SettingsError("DEFAULT_GUILD_CREDIT_PERIOD", f"must be one of {', '.join(PERIODS)}, got {period!r}.")
-
-    shard_count = integer("SHARD_COUNT", None, minimum=1)
+    shard_count = integer("shard_count", minimum=1)
     shard_ids: tuple[int, ...] | None = None
-    if (ids := raw("SHARD_IDS")) is not None:
+    if (ids := raw("shard_ids")) is not None:
         try:
             shard_ids = tuple(int(part) for part in ids.replace(" ", "").split(",") if part)
         except ValueError:
@@ -137,39 +161,52 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
                 "SHARD_IDS", f"every shard number must be between 0 and SHARD_COUNT-1 ({shard_count - 1})."
             )
 
-    default_limit = integer("DEFAULT_GUILD_CREDIT_LIMIT", 100)
-    max_limit = integer("MAX_GUILD_CREDIT_LIMIT", None)
-    assert default_limit is not None
+    default_limit = integer("default_guild_credit_limit")
+    max_limit = integer("max_guild_credit_limit")
     if max_limit is not None and default_limit > max_limit:
         raise SettingsError(
             "DEFAULT_GUILD_CREDIT_LIMIT", f"({default_limit}) is above MAX_GUILD_CREDIT_LIMIT ({max_limit})."
         )
 
-    settings = Settings(
+    return Settings(
         discord_token=token,
         magic_hour_api_key=api_key,
-        magic_hour_base_url=base_url.rstrip("/"),
-        database_url=raw("DATABASE_URL") or Settings.database_url,
+        magic_hour_base_url=base_url,
+        database_url=raw("database_url") or default("database_url"),
         log_level=log_level,
-        dev_guild_id=integer("DEV_GUILD_ID", None, minimum=1),
-        max_input_bytes=_int(integer("MAX_INPUT_BYTES", 20_000_000, minimum=1)),
-        max_output_bytes=_int(integer("MAX_OUTPUT_BYTES", 100_000_000, minimum=1)),
-        max_concurrent_jobs=_int(integer("MAX_CONCURRENT_JOBS", 16, minimum=1)),
-        max_jobs_per_member=_int(integer("MAX_JOBS_PER_MEMBER", 1, minimum=1)),
-        job_deadline_seconds=number("JOB_DEADLINE_SECONDS", 600.0),
-        shutdown_grace_seconds=number("SHUTDOWN_GRACE_SECONDS", 20.0),
-        magic_hour_connect_timeout=number("MAGIC_HOUR_CONNECT_TIMEOUT", 10.0),
-        magic_hour_request_timeout=number("MAGIC_HOUR_REQUEST_TIMEOUT", 60.0),
-        magic_hour_max_retries=_int(integer("MAGIC_HOUR_MAX_RETRIES", 3)),
+        dev_guild_id=integer("dev_guild_id", minimum=1),
+        max_input_bytes=integer("max_input_bytes", minimum=1),
+        max_output_bytes=integer("max_output_bytes", minimum=1),
+        max_concurrent_jobs=integer("max_concurrent_jobs", minimum=1),
+        max_jobs_per_member=integer("max_jobs_per_member", minimum=1),
+        job_deadline_seconds=seconds("job_deadline_seconds"),
+        shutdown_grace_seconds=seconds("shutdown_grace_seconds"),
+        magic_hour_connect_timeout=seconds("magic_hour_connect_timeout"),
+        magic_hour_request_timeout=seconds("magic_hour_request_timeout"),
+        magic_hour_max_retries=integer("magic_hour_max_retries"),
         default_guild_credit_limit=default_limit,
-        default_guild_credit_period=period,
+        default_guild_credit_period=period("default_guild_credit_period"),
         max_guild_credit_limit=max_limit,
         shard_count=shard_count,
         shard_ids=shard_ids,
     )
-    return settings
 
 
-def _int(value: int | None) -> int:
-    assert value is not None  # every caller passes a default
-    return value
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def validate_base_url(url: str) -> str:
+    """https only, except on this machine: the API key travels in every request's headers."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    is_loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
+    if parts.scheme == "https" and host:
+        return url.rstrip("/")
+    if parts.scheme == "http" and is_loopback:
+        return url.rstrip("/")
+    if parts.scheme == "http":
+        raise ValueError(f"must start with https:// (http:// is allowed only for 127.0.0.1), got {url!r}.")
+    raise ValueError(f"must start with https://, got {url!r}.")

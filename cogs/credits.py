@@ -9,22 +9,22 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import replies
-from bot.checks import require_guild
-from bot.ledger import JobRecord
+from bot.adapter.checks import require_guild
+from bot.ledger import JobRecord, Period
 
 if TYPE_CHECKING:
-    from bot.app import BackgroundBot
+    from bot.adapter.bot import BackgroundBot
 
 log = logging.getLogger("bot.cogs.credits")
 
-ALERT_THRESHOLDS = (80, 100)
+PERIOD_CHOICES = [app_commands.Choice(name=period.value, value=period.value) for period in Period]
 admin_only = app_commands.checks.has_permissions(manage_guild=True)
 
 
@@ -115,12 +115,13 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
 
     @app_commands.command(name="set-limit", description="Set how many credits this server may use per period")
     @app_commands.describe(credits="Credits allowed per period (0 stops all jobs)", period="When the count starts over")
+    @app_commands.choices(period=PERIOD_CHOICES)
     @admin_only
     async def set_limit(
         self,
         interaction: discord.Interaction,
         credits: app_commands.Range[int, 0, 100_000_000],
-        period: Literal["day", "week", "month", "none"] = "month",
+        period: str = Period.MONTH.value,
     ) -> None:
         guild_id = self._guild(interaction)
         owner = await self.bot.is_owner(interaction.user)
@@ -188,25 +189,6 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         await self.bot.ledger.set_alert_channel(guild_id, channel.id if channel else None)
         text = f"✅ Alerts will be posted in {channel.mention}." if channel else "✅ Alerts turned off."
         await interaction.response.send_message(text, ephemeral=True)
-
-    async def check_alerts(self, guild_id: int) -> None:
-        """After each settled job: post once per period when usage crosses 80 % and 100 %."""
-        settings = await self.bot.ledger.get_settings(guild_id)
-        if settings.alert_channel_id is None or settings.credit_limit <= 0:
-            return
-        usage = await self.bot.ledger.usage(guild_id)
-        for threshold in ALERT_THRESHOLDS:
-            if usage.total * 100 < threshold * usage.limit:
-                continue
-            if not await self.bot.ledger.claim_alert(guild_id, threshold, usage.period_start):
-                continue
-            channel = self.bot.get_partial_messageable(settings.alert_channel_id, guild_id=guild_id)
-            try:
-                await channel.send(
-                    f"📈 This server has reached {threshold} % of its credit limit. {replies.usage_line(usage)}"
-                )
-            except discord.HTTPException as error:
-                log.warning("could not post the %d %% alert guild=%s status=%s", threshold, guild_id, error.status)
 
     @staticmethod
     def _guild(interaction: discord.Interaction) -> int:

@@ -16,14 +16,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import replies
-from bot.checks import require_guild
-from bot.delivery import Reply, ThrottledEditor
-from bot.inputs import InputFile, is_image, output_filename, problem_with
-from bot.jobs import InputRefresher, JobEvents, JobRequest, JobResult, MemberBusy, ShuttingDown
-from bot.magic_hour import ProjectStatus
+from bot.adapter.checks import require_guild
+from bot.adapter.events import InteractionEvents
+from bot.inputs import InputFile, is_image, problem_with
+from bot.jobs import InputRefresher, JobRequest, MemberBusy, ShuttingDown
 
 if TYPE_CHECKING:
-    from bot.app import BackgroundBot
+    from bot.adapter.bot import BackgroundBot
 
 log = logging.getLogger("bot.cogs.remove_background")
 
@@ -36,76 +35,6 @@ def input_file(role: str, attachment: discord.Attachment) -> InputFile:
         size=attachment.size,
         url=attachment.url,
     )
-
-
-class CancelView(discord.ui.View):
-    """The Cancel button on a queued job; only the member who asked may press it."""
-
-    def __init__(self, bot: BackgroundBot, interaction_id: int, owner_id: int, timeout: float) -> None:
-        super().__init__(timeout=max(timeout, 1.0))
-        self.bot = bot
-        self.interaction_id = interaction_id
-        self.owner_id = owner_id
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id != self.owner_id:
-            await interaction.response.send_message(
-                "Only the member who started this job can cancel it.", ephemeral=True
-            )
-            return False
-        return True
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[CancelView]) -> None:
-        await interaction.response.defer()
-        if not self.bot.runner.cancel(self.interaction_id):
-            await interaction.followup.send("This job has already started and can't be cancelled.", ephemeral=True)
-        self.stop()
-
-
-class InteractionEvents(JobEvents):
-    """Shows one job's progress in the reply to the member's command."""
-
-    def __init__(self, bot: BackgroundBot, interaction: discord.Interaction, input_name: str | None) -> None:
-        self.bot = bot
-        self.interaction = interaction
-        self.input_name = input_name
-        self.reply = Reply.for_interaction(bot, interaction)
-        self.editor = ThrottledEditor(self.reply.edit_progress)
-        self.view: CancelView | None = None
-
-    async def queued(self, position: int) -> None:
-        if self.view is None:
-            self.view = CancelView(
-                self.bot, self.interaction.id, self.interaction.user.id, timeout=self.reply.token_seconds_left()
-            )
-        await self.editor.update(replies.queued(position), view=self.view)
-
-    async def started(self) -> None:
-        if self.view is not None:
-            self.view.stop()
-            await self.editor.update(replies.progress(None), view=None)
-            self.view = None
-
-    async def status(self, status: ProjectStatus) -> None:
-        await self.editor.update(replies.progress(status))
-
-    async def slow(self) -> None:
-        await self.editor.update(replies.slow())
-
-    async def interrupted(self) -> None:
-        await self.editor.settle()
-        await self.reply.send_final(replies.interrupted())
-
-    async def deliver(self, result: JobResult) -> None:
-        await self.editor.settle()
-        await self.reply.deliver(result, output_filename(self.input_name))
-
-    async def failed(self, error: BaseException) -> None:
-        if self.view is not None:
-            self.view.stop()
-        await self.editor.settle()
-        await self.reply.report_failure(error)
 
 
 class RemoveBackground(commands.Cog):
@@ -151,10 +80,7 @@ class RemoveBackground(commands.Cog):
     async def remove_background_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         images = [a for a in message.attachments if is_image(a.filename, a.content_type)]
         if not images:
-            await interaction.response.send_message(
-                "That message has no image attachment Magic Hour can use (png, jpg, webp, heic, avif, tiff, bmp…).",
-                ephemeral=True,
-            )
+            await interaction.response.send_message(replies.no_image_in_message(), ephemeral=True)
             return
         chosen = images[0]
 
@@ -196,7 +122,7 @@ class RemoveBackground(commands.Cog):
             application_id=interaction.application_id,
             interaction_token=interaction.token,
         )
-        await runner.run(request, InteractionEvents(bot, interaction, inputs[0].filename), refresh)
+        await runner.run(request, InteractionEvents(bot, runner, interaction, inputs[0].filename), refresh)
 
     async def _upload_copy(self, attachment: discord.Attachment) -> str:
         data = await attachment.read()

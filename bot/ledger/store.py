@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Row
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -527,6 +527,20 @@ class Ledger:
             return row is not None
 
         return await self._run(work, write=True)
+
+    async def unclaim_alert(self, guild_id: int, threshold: int, period_start: datetime) -> None:
+        """Give a claim back when its post failed, so the next settled job tries to post it again."""
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(
+                delete(alerts_sent).where(
+                    alerts_sent.c.guild_id == guild_id,
+                    alerts_sent.c.period_start == as_utc(period_start),
+                    alerts_sent.c.threshold == threshold,
+                )
+            )
+
+        await self._run(work, write=True)
 
     # ---- meta ---------------------------------------------------------------------------------
 

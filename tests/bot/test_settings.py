@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.settings import SettingsError, load_settings, parse_settings
+from bot.settings import Settings, SettingsError, load_settings, parse_settings
 
 REQUIRED = {"DISCORD_TOKEN": "abc.def.ghi", "MAGIC_HOUR_API_KEY": "mhk_live_secret"}
 
@@ -77,3 +77,45 @@ def test_secrets_stay_out_of_repr() -> None:
     settings = parse_settings({**REQUIRED, "DATABASE_URL": "postgresql://u:hunter22@db/x"})
     text = repr(settings)
     assert "abc.def.ghi" not in text and "mhk_live_secret" not in text and "hunter22" not in text
+
+
+@pytest.mark.parametrize("name", ["JOB_DEADLINE_SECONDS", "SHUTDOWN_GRACE_SECONDS", "MAGIC_HOUR_REQUEST_TIMEOUT"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-3"])
+def test_durations_must_be_finite_and_positive(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({**REQUIRED, name: value})
+    assert caught.value.name == name and "finite" in caught.value.problem
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://api.magichour.ai", True),
+        ("http://127.0.0.1:8080", True),
+        ("http://localhost:8080/", True),
+        ("http://[::1]:8080", True),
+        ("http://api.magichour.ai", False),  # the key would travel in clear
+        ("http://10.0.0.5", False),
+        ("ftp://api.magichour.ai", False),
+        ("api.magichour.ai", False),
+    ],
+)
+def test_the_magic_hour_address_must_be_https_except_on_loopback(url: str, accepted: bool) -> None:
+    env = {**REQUIRED, "MAGIC_HOUR_BASE_URL": url}
+    if accepted:
+        assert parse_settings(env).magic_hour_base_url == url.rstrip("/")
+    else:
+        with pytest.raises(SettingsError) as caught:
+            parse_settings(env)
+        assert caught.value.name == "MAGIC_HOUR_BASE_URL" and "https://" in caught.value.problem
+
+
+def test_every_default_comes_from_the_settings_class() -> None:
+    """Defaults are written once, on `Settings`: an empty environment yields exactly them."""
+    from dataclasses import fields
+
+    parsed = parse_settings(REQUIRED)
+    for spec in fields(Settings):
+        if spec.name in ("discord_token", "magic_hour_api_key"):
+            continue
+        assert getattr(parsed, spec.name) == spec.default, spec.name

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from discord.ext import commands
 
-from bot.app import BackgroundBot, ShardedBackgroundBot, create_bot
+from bot.adapter.bot import BackgroundBot, ShardedBackgroundBot, create_bot
+from bot.resources import open_resources
 from bot.settings import parse_settings
 
 REQUIRED = {"DISCORD_TOKEN": "abc.def.ghi", "MAGIC_HOUR_API_KEY": "mhk_live_secret"}
@@ -15,16 +18,22 @@ def guild_on_shard(shard: int, count: int) -> int:
     return ((1_000_000 * count + shard) << 22) | 12345
 
 
-async def test_plain_bot_without_sharding_settings() -> None:
-    bot = create_bot(parse_settings(REQUIRED))
-    assert type(bot) is BackgroundBot
-    assert bot.owns_guild(guild_on_shard(3, 4))
+async def test_plain_bot_without_sharding_settings(tmp_path: Path) -> None:
+    settings = parse_settings({**REQUIRED, "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"})
+    async with open_resources(settings) as resources:
+        bot = create_bot(settings, resources)
+        assert type(bot) is BackgroundBot
+        assert bot.owns_guild(guild_on_shard(3, 4))
 
 
-async def test_sharded_bot_runs_only_its_shards() -> None:
-    bot = create_bot(parse_settings({**REQUIRED, "SHARD_COUNT": "4", "SHARD_IDS": "1,3"}))
-    assert isinstance(bot, ShardedBackgroundBot)
-    assert isinstance(bot, commands.AutoShardedBot)
-    assert bot.shard_count == 4
-    assert bot.shard_ids == [1, 3]
-    assert [bot.owns_guild(guild_on_shard(s, 4)) for s in range(4)] == [False, True, False, True]
+async def test_sharded_bot_runs_only_its_shards(tmp_path: Path) -> None:
+    settings = parse_settings(
+        {**REQUIRED, "SHARD_COUNT": "4", "SHARD_IDS": "1,3", "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
+    )
+    async with open_resources(settings) as resources:
+        bot = create_bot(settings, resources)
+        assert isinstance(bot, ShardedBackgroundBot)
+        assert isinstance(bot, commands.AutoShardedBot)
+        assert bot.shard_count == 4
+        assert bot.shard_ids == [1, 3]
+        assert [bot.owns_guild(guild_on_shard(s, 4)) for s in range(4)] == [False, True, False, True]

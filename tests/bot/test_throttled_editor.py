@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from bot.delivery import ThrottledEditor
+from bot.adapter.progress import ThrottledEditor
 
 
 async def test_bursts_of_updates_collapse_to_the_newest() -> None:

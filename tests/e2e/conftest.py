@@ -1,7 +1,8 @@
 """The whole bot against local fakes: Discord's REST API and Magic Hour on 127.0.0.1, a real SQLite ledger.
 
-`BotWorld` starts both fakes, builds a real `BackgroundBot` from real `Settings`, and logs it in through
-the Discord harness, which runs `setup_hook` (ledger, Magic Hour client, cogs, command sync).
+`BotWorld` starts both fakes, opens the bot's resources (ledger, HTTP session, Magic Hour client, runner)
+the way `python -m bot` does, builds a real `BackgroundBot` from real `Settings`, and logs it in through the
+Discord harness, which runs `setup_hook` (cogs, command sync).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from bot.app import BackgroundBot
+from bot.adapter.bot import BackgroundBot
 from bot.magic_hour import PollPolicy
+from bot.resources import open_resources
 from bot.settings import Settings, parse_settings
 from tests.fakes.discord_harness import DiscordHarness
 from tests.fakes.magic_hour import FakeMagicHour
@@ -59,9 +61,10 @@ async def bot_world(
     **overrides: str,
 ) -> AsyncIterator[BotWorld]:
     settings = make_settings(tmp_path, mh, **overrides)
-    bot = BackgroundBot(settings, client_options={"poll": poll})
-    async with DiscordHarness(bot, token=DISCORD_TOKEN, **(harness or {})) as fake_discord:
-        yield BotWorld(bot=bot, discord=fake_discord, mh=mh, settings=settings)
+    async with open_resources(settings, poll=poll) as resources:
+        bot = BackgroundBot(settings, resources)
+        async with DiscordHarness(bot, token=DISCORD_TOKEN, **(harness or {})) as fake_discord:
+            yield BotWorld(bot=bot, discord=fake_discord, mh=mh, settings=settings)
 
 
 @pytest.fixture

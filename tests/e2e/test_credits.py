@@ -419,3 +419,25 @@ async def test_zero_limit_refuses_the_first_job(world: BotWorld) -> None:
     assert "0 of 0 credits used in total" in refusal["content"]
     assert "A server admin can raise it with `/credits set-limit`." in refusal["content"]
     assert world.mh.requests == []
+
+
+async def test_an_alert_whose_post_failed_is_posted_after_the_next_job(world: BotWorld) -> None:
+    alert_channel = snowflake()
+    await admin(world, "set-limit", {"credits": 25})
+    await set_alert_channel(world, alert_channel)
+
+    def posted() -> list[str]:
+        return [r.json["content"] for r in world.discord.channel_messages(alert_channel) if r.status == 200]
+
+    for _ in range(3):
+        await remove_background(world)  # 15 of 25
+    world.discord.api.fail_next("POST", rf"^/channels/{alert_channel}/messages$", status=403)
+    await remove_background(world)  # 20 of 25: the 80 % post is refused
+    assert posted() == []
+    assert len(world.discord.channel_messages(alert_channel)) == 1  # it was tried
+
+    await remove_background(world)  # 25 of 25: the 80 % alert goes out now, then the 100 % one
+    assert [text.split(" of its")[0] for text in posted()] == [
+        "📈 This server has reached 80 %",
+        "📈 This server has reached 100 %",
+    ]

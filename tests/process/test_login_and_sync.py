@@ -46,3 +46,21 @@ async def test_sync_with_a_dev_guild_pushes_to_that_guild_only(fakes: Fakes) -> 
     assert [r.path for r in puts] == [f"/applications/{fakes.api.application_id}/guilds/{guild_id}/commands"]
     assert {c["name"] for c in fakes.api.guild_commands[guild_id]} >= {"remove-background"}
     assert fakes.api.global_commands == []
+
+
+async def test_sync_neither_resumes_nor_waits_on_jobs(fakes: Fakes) -> None:
+    """A job an earlier run left is the next `run`'s business; `sync` must not poll or deliver it."""
+    from datetime import UTC, datetime
+
+    from bot.ledger import Ledger
+
+    async with await Ledger.open(fakes.database_url) as ledger:
+        await ledger.reserve(interaction_id=4242, guild_id=fakes.harness.guild_id, channel_id=1, user_id=2)
+        await ledger.mark_submitted(4242, project_id="left-by-an-earlier-run")
+    started = datetime.now(UTC)
+    sync = await fakes.start_bot("sync")
+    assert await sync.wait(timeout=20) == 0, sync.output
+    assert fakes.mh.count("GET", "/v1/image-projects/") == 0, "sync polled a job"
+    assert "resuming" not in sync.stderr
+    assert (await fakes.ledger_job(4242)).status.value == "submitted"
+    assert (datetime.now(UTC) - started).total_seconds() < 15

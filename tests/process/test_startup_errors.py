@@ -95,3 +95,24 @@ def test_the_environment_wins_over_dotenv(tmp_path: Path) -> None:
     result = run_bot(tmp_path, {"MAX_CONCURRENT_JOBS": "4", "DATABASE_URL": "mysql://x"})
     line = assert_one_line_error(result, "DATABASE_URL")
     assert "MAX_CONCURRENT_JOBS" not in line
+
+
+def test_an_unreachable_database_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    url = f"postgresql://bot:{DB_PASSWORD}@127.0.0.1:1/x"  # port 1: nothing listens
+    result = run_bot(tmp_path, valid(DATABASE_URL=url))
+    line = assert_one_line_error(result, "DATABASE_URL", "127.0.0.1:1")
+    assert "could not open the database" in line
+    assert_no_secrets(result.stdout + result.stderr, DB_PASSWORD)
+
+
+def test_a_schema_newer_than_the_bot_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    import sqlite3
+
+    from bot.ledger.migrations import LATEST_VERSION
+
+    database = tmp_path / "bot.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (?, '2030-01-01 00:00:00')", (LATEST_VERSION + 1,))
+    line = assert_one_line_error(run_bot(tmp_path, valid(DATABASE_URL=f"sqlite:///{database}")), "DATABASE_URL")
+    assert "newer than this bot" in line and "upgrade the bot" in line

@@ -7,12 +7,10 @@ the member, and falls back from one to the other when Discord refuses.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
@@ -20,10 +18,7 @@ from bot import replies
 from bot.jobs import JobResult, MemberBusy, ShuttingDown
 from bot.ledger import JobRecord, LimitExceeded
 
-if TYPE_CHECKING:
-    from bot.app import BackgroundBot
-
-log = logging.getLogger("bot.delivery")
+log = logging.getLogger("bot.adapter.reply")
 
 TOKEN_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(seconds=30)  # don't start an edit the token may not outlive
@@ -34,7 +29,7 @@ REFUSALS = (LimitExceeded, MemberBusy, ShuttingDown)  # said only to the member,
 class Reply:
     def __init__(
         self,
-        bot: BackgroundBot,
+        bot: discord.Client,
         *,
         channel_id: int,
         user_id: int,
@@ -56,7 +51,7 @@ class Reply:
         self.filesize_limit = filesize_limit
 
     @classmethod
-    def for_interaction(cls, bot: BackgroundBot, interaction: discord.Interaction) -> Reply:
+    def for_interaction(cls, bot: discord.Client, interaction: discord.Interaction) -> Reply:
         return cls(
             bot,
             channel_id=interaction.channel_id or 0,
@@ -70,7 +65,7 @@ class Reply:
         )
 
     @classmethod
-    def for_record(cls, bot: BackgroundBot, record: JobRecord) -> Reply:
+    def for_record(cls, bot: discord.Client, record: JobRecord) -> Reply:
         return cls(
             bot,
             channel_id=record.channel_id,
@@ -110,7 +105,8 @@ class Reply:
                 log.warning("reply edit failed (status %s); posting in the channel instead", error.status)
         return await self._post_in_channel(content, file)
 
-    async def deliver(self, result: JobResult, filename: str) -> None:
+    async def deliver(self, result: JobResult, filename: str) -> bool:
+        """True when a message carrying the image (or its link) arrived."""
         attach = result.file is not None and result.file.size <= self.filesize_limit
         downloaded = result.file
 
@@ -121,7 +117,7 @@ class Reply:
                 downloaded.file.seek(0)
             return discord.File(source, filename=filename)
 
-        await self.send_final(replies.success(result, attached=attach), make_file if attach else None)
+        return await self.send_final(replies.success(result, attached=attach), make_file if attach else None)
 
     async def report_failure(self, error: BaseException) -> None:
         text = replies.failure(error)
@@ -165,58 +161,3 @@ class Reply:
                 error.status,
             )
             return False
-
-
-class ThrottledEditor:
-    """Coalesces progress edits so one job never sends more than one edit per `interval` seconds.
-
-    Discord rate-limits edits per interaction token; status changes can arrive faster than that, and
-    only the newest one matters, so older pending ones are dropped.
-    """
-
-    def __init__(
-        self,
-        send: Callable[..., Awaitable[None]],
-        interval: float = 1.5,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.send = send
-        self.interval = interval
-        self.clock = clock
-        self.sent = 0
-        self._last = float("-inf")
-        self._pending: tuple[str, dict[str, Any]] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._sending = False
-
-    async def update(self, content: str, **kwargs: Any) -> None:
-        self._pending = (content, kwargs)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush())
-
-    async def settle(self) -> None:
-        """Drop what is not yet sent and wait for an edit in flight, so the final message lands last."""
-        self._pending = None
-        if self._task is None or self._task.done():
-            return
-        if self._sending:
-            await asyncio.wait([self._task])
-        else:
-            self._task.cancel()  # only sleeping until the next edit is allowed
-
-    async def _flush(self) -> None:
-        while self._pending is not None:
-            wait = self._last + self.interval - self.clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                if self._pending is None:
-                    return
-            content, kwargs = self._pending
-            self._pending = None
-            self._last = self.clock()
-            self.sent += 1
-            self._sending = True
-            try:
-                await self.send(content, **kwargs)
-            finally:
-                self._sending = False

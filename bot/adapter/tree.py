@@ -1,0 +1,50 @@
+"""The command tree's error mapping: every app-command error becomes one plain message, in one place."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import discord
+from discord import app_commands
+
+log = logging.getLogger("bot")
+
+
+class BotTree(app_commands.CommandTree):
+    """Turns every app-command error into a message for the member, in one place."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        if isinstance(error, app_commands.MissingPermissions):
+            needed = ", ".join(
+                p.replace("_", " ").replace("guild", "server").title() for p in error.missing_permissions
+            )
+            text = f"🔒 You need the **{needed}** permission to use this command."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            text = "This command only works in a server."
+        elif isinstance(error, app_commands.CheckFailure):
+            text = "🔒 You can't use this command here."
+        elif isinstance(error, app_commands.TransformerError):
+            text = f"❌ {error}"
+        else:
+            reference = secrets.token_hex(4).upper()
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error(
+                "unexpected error ref=%s command=%s guild=%s user=%s interaction=%s",
+                reference,
+                command,
+                interaction.guild_id,
+                interaction.user.id,
+                interaction.id,
+                exc_info=error.original if isinstance(error, app_commands.CommandInvokeError) else error,
+            )
+            text = f"😵 Sorry, something went wrong on our side. Error reference: `{reference}`."
+        try:
+            if not interaction.response.is_done():
+                await interaction.response.send_message(text, ephemeral=True)
+            elif interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+                await interaction.edit_original_response(content=text, attachments=[], view=None)  # no "thinking…" left
+            else:
+                await interaction.followup.send(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not send the error message for interaction=%s", interaction.id)

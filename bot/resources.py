@@ -1,0 +1,100 @@
+"""Everything a running bot holds open, built in one place and closed in reverse order.
+
+`python -m bot`, the end-to-end tests and the benchmarks all start the bot through `open_resources`,
+so start-up failures (an unreachable database, a schema from a newer release) happen here, before the
+gateway, where one clear line can be printed, and nothing needs `getattr` guards when it closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bot.credit_alerts import CreditAlerts
+from bot.jobs import JobRunner
+from bot.ledger import Ledger, LedgerDefaults, normalize_database_url, redact_database_url
+from bot.ledger.migrations import SchemaTooNewError
+from bot.magic_hour import AsyncClient, RetryPolicy
+from bot.settings import Settings
+
+POSTGRES_CONNECT_TIMEOUT = 10.0  # seconds; asyncpg's own default (60 s) is too long to wait at start-up
+
+
+class StartupError(Exception):
+    """A resource could not be opened; the message is one line for the person running the bot, secret-free."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    ledger: Ledger
+    http_session: aiohttp.ClientSession
+    magic_hour: AsyncClient
+    runner: JobRunner
+    alerts: CreditAlerts
+
+
+def ledger_defaults(settings: Settings) -> LedgerDefaults:
+    return LedgerDefaults(
+        credit_limit=settings.default_guild_credit_limit,
+        period=settings.default_guild_credit_period,
+        max_credit_limit=settings.max_guild_credit_limit,
+    )
+
+
+async def open_ledger(settings: Settings) -> Ledger:
+    url = normalize_database_url(settings.database_url)
+    shown = redact_database_url(url)
+    connect_args = {"timeout": POSTGRES_CONNECT_TIMEOUT} if url.get_backend_name() == "postgresql" else None
+    try:
+        return await Ledger.open(url, defaults=ledger_defaults(settings), connect_args=connect_args)
+    except SchemaTooNewError as error:
+        raise StartupError(f"DATABASE_URL: {error}.") from None
+    except Exception as error:  # any driver's way of saying "unreachable", "refused", "no such database"
+        reason = _one_line(error, hide=url.password)
+        raise StartupError(f"DATABASE_URL: could not open the database at {shown}: {reason}") from None
+
+
+def _one_line(error: BaseException, *, hide: str | None) -> str:
+    cause: BaseException = error
+    while getattr(cause, "orig", None) is not None:  # SQLAlchemy wraps the driver's exception
+        cause = cause.orig  # type: ignore[assignment]
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    if hide:
+        text = text.replace(hide, "***")
+    return text[:300]
+
+
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings, **client_options: Any) -> AsyncIterator[Resources]:
+    """`client_options` go to the Magic Hour client (e.g. a faster PollPolicy against a local fake)."""
+    async with contextlib.AsyncExitStack() as stack:
+        ledger = await stack.enter_async_context(await open_ledger(settings))
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        client = await stack.enter_async_context(
+            AsyncClient(
+                token=settings.magic_hour_api_key,
+                base_url=settings.magic_hour_base_url,
+                session=session,
+                connect_timeout=settings.magic_hour_connect_timeout,
+                request_timeout=settings.magic_hour_request_timeout,
+                retry=RetryPolicy(max_retries=settings.magic_hour_max_retries),
+                max_download_bytes=settings.max_output_bytes,
+                **client_options,
+            )
+        )
+        runner = JobRunner(
+            client,
+            ledger,
+            max_concurrent=settings.max_concurrent_jobs,
+            max_per_member=settings.max_jobs_per_member,
+            deadline=settings.job_deadline_seconds,
+            max_output_bytes=settings.max_output_bytes,
+        )
+        await stack.enter_async_context(runner.closing(settings.shutdown_grace_seconds))
+        yield Resources(
+            ledger=ledger, http_session=session, magic_hour=client, runner=runner, alerts=CreditAlerts(ledger)
+        )

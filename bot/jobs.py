@@ -99,6 +99,8 @@ class StillRunning(Exception):
         self.project_id = project_id
 
 
+CREATE_DRAIN_SECONDS = 5.0
+CREATE_CUT_SHORT = "the bot shut down while Magic Hour was creating the job"
 Expected = (MagicHourError, LimitExceeded, MemberBusy, ShuttingDown, JobCancelled, StillRunning)
 InputRefresher = Callable[[JobRequest], Awaitable[JobRequest | None]]
 SettledListener = Callable[[int], Awaitable[None]]
@@ -126,8 +128,12 @@ class JobEvents:
     async def failed(self, error: BaseException) -> None:
         """The job ended without a result (one of `Expected`)."""
 
-    async def interrupted(self) -> None:
-        """The bot is shutting down before the job ended; a restart resumes it."""
+    async def interrupted(self, resumable: bool) -> None:
+        """The bot is shutting down before the job ended.
+
+        `resumable`: Magic Hour confirmed the job, so the next start delivers it. Otherwise nobody can
+        promise a result: the create's outcome is unknown and its credits are held.
+        """
 
 
 def is_input_fetch_failure(error: BaseException) -> bool:
@@ -168,6 +174,9 @@ class JobRunner:
         self._active: Counter[tuple[int, int]] = Counter()
         self._waiting: dict[int, asyncio.Task[object]] = {}
         self._running: dict[int, tuple[asyncio.Task[object], JobEvents]] = {}
+        self._member_cancels: set[int] = set()
+        self._confirmed: set[int] = set()  # running jobs whose project id Magic Hour has given
+        self._creates: set[asyncio.Task[str]] = set()  # creates in flight, shielded from cancellation
         self._background: set[asyncio.Task[None]] = set()
 
     def on_settled(self, listener: SettledListener) -> None:
@@ -191,11 +200,16 @@ class JobRunner:
             return None
 
     def cancel(self, interaction_id: int) -> bool:
-        """Cancel a job still waiting for a slot (the Cancel button). Running jobs cannot be cancelled."""
+        """Cancel a job still waiting for a slot (the Cancel button); pressing twice is one cancel.
+
+        Running jobs cannot be cancelled: Magic Hour has already charged for them.
+        """
         task = self._waiting.get(interaction_id)
         if task is None or task.done():
             return False
-        task.cancel()
+        if interaction_id not in self._member_cancels:
+            self._member_cancels.add(interaction_id)
+            task.cancel()
         return True
 
     async def _run(self, request: JobRequest, events: JobEvents, refresh: InputRefresher | None) -> JobResult:
@@ -226,10 +240,13 @@ class JobRunner:
                 await self.slots.acquire(events.queued)
             except asyncio.CancelledError:
                 self._waiting.pop(request.interaction_id, None)
+                by_member = request.interaction_id in self._member_cancels
+                self._member_cancels.discard(request.interaction_id)
                 await self.ledger.release(request.interaction_id, error="cancelled before it started")
                 log.info("job cancelled while queued %s", request.log_context())
-                if self.accepting and task.cancelling() <= 1:
-                    task.uncancel()
+                if by_member and self.accepting:
+                    while task.cancelling():
+                        task.uncancel()
                     raise JobCancelled() from None
                 raise ShuttingDown() from None
             self._waiting.pop(request.interaction_id, None)
@@ -242,6 +259,7 @@ class JobRunner:
                 return await self._submit_and_finish(request, events, refresh)
             finally:
                 self._running.pop(request.interaction_id, None)
+                self._confirmed.discard(request.interaction_id)
                 self.slots.release()
         finally:
             self._active[key] -= 1
@@ -278,11 +296,29 @@ class JobRunner:
             return None
 
     async def _create(self, request: JobRequest) -> str:
+        """Create the job and record its project id, shielded: a shutdown must not cut that pair apart.
+
+        If the caller is cancelled (SIGTERM past the grace period), the create still runs to its answer
+        in the background and `drain` waits for it; only if that too is cut short is the job recorded
+        as held (its outcome unknown), never lost and never released.
+        """
+        create = asyncio.ensure_future(self._create_and_record(request))
+        self._creates.add(create)
+        create.add_done_callback(self._creates.discard)
+        project_id = await asyncio.shield(create)
+        self._confirmed.add(request.interaction_id)
+        return project_id
+
+    async def _create_and_record(self, request: JobRequest) -> str:
         assets = {"image_file_path": request.image_url}
         if request.background_url:
             assets["background_image_file_path"] = request.background_url
         try:
             created = await self.client.v1.image_background_remover.create(assets=assets, name=request.name)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.ledger.mark_unknown(request.interaction_id, error=CREATE_CUT_SHORT))
+            log.warning("create cut short by shutdown; the job is held %s", request.log_context())
+            raise
         except (JobMayExistError, InternalServerError) as error:
             if isinstance(error, InternalServerError) and error.status in (502, 503):
                 await self.ledger.release(request.interaction_id, error=str(error))
@@ -336,12 +372,18 @@ class JobRunner:
         finally:
             if file is not None:
                 file.close()
-        await self.ledger.settle(
-            request.interaction_id, status=JobStatus.COMPLETE, credits_charged=project.credits_charged
-        )
-        if delivered:
-            await self.ledger.mark_delivered(request.interaction_id)
-        else:
+        try:
+            await self.ledger.settle(
+                request.interaction_id, status=JobStatus.COMPLETE, credits_charged=project.credits_charged
+            )
+            if delivered:
+                await self.ledger.mark_delivered(request.interaction_id)
+        except Exception:
+            # The ledger retried and gave up; the member has the result, so this is for the owner only.
+            # The job stays open in the ledger (still counted) and the next start settles it.
+            log.exception("could not record the settled job %s", request.log_context(project.id))
+            return result
+        if not delivered:
             log.warning("the result reached no one; it stays in the ledger %s", request.log_context(project.id))
         log.info("job complete %s credits_charged=%d", request.log_context(project.id), project.credits_charged)
         await self._notify_settled(request.guild_id)
@@ -425,13 +467,22 @@ class JobRunner:
             _, pending = await asyncio.wait(running, timeout=grace)
         else:
             pending = set()
-        for _, events in list(self._running.values()):
+        for interaction_id, (_, events) in list(self._running.items()):
             try:
-                await events.interrupted()
+                await events.interrupted(resumable=interaction_id in self._confirmed)
             except Exception:
                 log.exception("could not tell a member about the restart")
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5)
+        if self._creates:
+            # A create's answer is the one thing that must not be lost: give it a little longer.
+            creates = list(self._creates)
+            _, unanswered = await asyncio.wait(creates, timeout=CREATE_DRAIN_SECONDS)
+            for create in unanswered:
+                create.cancel()  # recorded as held by _create_and_record
+            if unanswered:
+                await asyncio.wait(unanswered, timeout=5)
+        if pending:
             log.info("%d job(s) left recorded; the next start resumes them", len(pending))

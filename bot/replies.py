@@ -72,7 +72,11 @@ def slow() -> str:
     return "🐢 This is taking longer than usual. The bot keeps checking and will post the result here."
 
 
-def success(result: JobResult, *, attached: bool) -> str:
+def dm_preface(channel_id: int) -> str:
+    return f"I couldn't post in <#{channel_id}>, so here is your background removal:"
+
+
+def success(result: JobResult, *, attached: bool, reason: str | None = None) -> str:
     credits = result.credits_charged
     text = f"✅ Background removed. It cost {credits} credit{'s' if credits != 1 else ''}. {usage_line(result.usage)}"
     if attached:
@@ -80,13 +84,19 @@ def success(result: JobResult, *, attached: bool) -> str:
     download = result.project.downloads[0] if result.project.downloads else None
     if download is None:
         return text + "\nThe result could not be fetched; ask the bot owner to check the logs."
-    reason = "too large to upload here" if result.file is not None else "not attached"
+    if reason is None:
+        reason = "too large to upload here" if result.file is not None else "not attached"
     expires = timestamp(download.expires_at)
     return f"{text}\nThe image is {reason}: download it from {download.url} (the link expires {expires})."
 
 
-def interrupted() -> str:
-    return "🔁 The bot is restarting. Your image is still being processed and the result will be posted here."
+def interrupted(resumable: bool = True) -> str:
+    if resumable:
+        return "🔁 The bot is restarting. Your image is still being processed and the result will be posted here."
+    return (
+        "🔁 The bot restarted before Magic Hour confirmed your job, so it can't promise a result. "
+        "Its credits stay held until that's known; a server admin can release them with `/credits release-held`."
+    )
 
 
 def limit_exceeded(error: LimitExceeded) -> str:

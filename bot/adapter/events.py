@@ -52,9 +52,9 @@ class InteractionEvents(JobEvents):
     async def slow(self) -> None:
         await self.editor.update(replies.slow())
 
-    async def interrupted(self) -> None:
+    async def interrupted(self, resumable: bool) -> None:
         await self.editor.settle()
-        await self.reply.send_final(replies.interrupted())
+        await self.reply.send_final(replies.interrupted(resumable))
 
     async def deliver(self, result: JobResult) -> bool:
         await self.editor.settle()

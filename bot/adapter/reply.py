@@ -24,6 +24,7 @@ TOKEN_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(seconds=30)  # don't start an edit the token may not outlive
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # servers without boosts
 REFUSALS = (LimitExceeded, MemberBusy, ShuttingDown)  # said only to the member, never in the channel
+RESULT_IN_REPLY = "result_in_reply"  # Interaction.extras key: the reply carries a delivered result
 
 
 class Reply:
@@ -94,16 +95,36 @@ class Reply:
                 "progress edit skipped interaction_token_valid=%s: %s", self.token_seconds_left() > 0, error.status
             )
 
-    async def send_final(self, content: str, file: Callable[[], discord.File] | None = None) -> bool:
-        """Edit the reply, or post in the channel when the reply can't be edited any more."""
+    async def send_final(
+        self, content: str, file: Callable[[], discord.File] | None = None, *, without_file: str | None = None
+    ) -> bool:
+        """Get the message to the member by the first way that works; True when something arrived.
+
+        The reply while its token lives, then a channel post mentioning the member; when files can't be
+        attached there, `without_file` (the same news with a link); and when the channel is closed to the
+        bot (no permission, deleted), a DM. Each refusal is logged; only a message that arrived counts.
+        """
         if self.token_seconds_left() > 0:
             try:
                 attachments = [file()] if file else []
                 await self._edit_reply(content=content, attachments=attachments, view=None)
+                self._mark_delivered()
                 return True
             except discord.HTTPException as error:
                 log.warning("reply edit failed (status %s); posting in the channel instead", error.status)
-        return await self._post_in_channel(content, file)
+        attempts: list[tuple[str, Callable[[], discord.File] | None]] = [(content, file)]
+        if file is not None and without_file is not None:
+            attempts.append((without_file, None))
+        for text, attachment in attempts:
+            if await self._post_in_channel(text, attachment):
+                return True
+        for text, attachment in attempts:
+            if await self._send_dm(text, attachment):
+                return True
+        log.warning(
+            "no way to reach user=%s for channel=%s; the job is settled and logged only", self.user_id, self.channel_id
+        )
+        return False
 
     async def deliver(self, result: JobResult, filename: str) -> bool:
         """True when a message carrying the image (or its link) arrived."""
@@ -117,7 +138,16 @@ class Reply:
                 downloaded.file.seek(0)
             return discord.File(source, filename=filename)
 
-        return await self.send_final(replies.success(result, attached=attach), make_file if attach else None)
+        text = replies.success(result, attached=attach)
+        if not attach:
+            return await self.send_final(text)
+        link = replies.success(result, attached=False, reason="could not be attached here")
+        return await self.send_final(text, make_file, without_file=link)
+
+    def _mark_delivered(self) -> None:
+        """Remember on the interaction that its reply now carries the result (the tree's on_error reads it)."""
+        if self.interaction is not None:
+            self.interaction.extras[RESULT_IN_REPLY] = True
 
     async def report_failure(self, error: BaseException) -> None:
         text = replies.failure(error)
@@ -155,9 +185,23 @@ class Reply:
             return True
         except discord.HTTPException as error:
             log.warning(
-                "could not post in channel=%s for user=%s (status %s); the job is settled and logged only",
+                "could not post in channel=%s for user=%s (status %s, files=%s)",
                 self.channel_id,
                 self.user_id,
                 error.status,
+                file is not None,
             )
+            return False
+
+    async def _send_dm(self, content: str, file: Callable[[], discord.File] | None) -> bool:
+        try:
+            dm = await self.bot.create_dm(discord.Object(self.user_id))
+            text = f"{replies.dm_preface(self.channel_id)}\n{content}"
+            if file is not None:
+                await dm.send(text, file=file())
+            else:
+                await dm.send(text)
+            return True
+        except discord.HTTPException as error:
+            log.warning("could not DM user=%s (status %s, files=%s)", self.user_id, error.status, file is not None)
             return False

@@ -8,6 +8,8 @@ import secrets
 import discord
 from discord import app_commands
 
+from bot.adapter.reply import RESULT_IN_REPLY
+
 log = logging.getLogger("bot")
 
 
@@ -42,8 +44,11 @@ class BotTree(app_commands.CommandTree):
         try:
             if not interaction.response.is_done():
                 await interaction.response.send_message(text, ephemeral=True)
+            elif interaction.extras.get(RESULT_IN_REPLY):
+                # The reply already carries a delivered image: never overwrite it with an error.
+                await interaction.followup.send(text, ephemeral=True)
             elif interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
-                await interaction.edit_original_response(content=text, attachments=[], view=None)  # no "thinking…" left
+                await interaction.edit_original_response(content=text, view=None)  # no "thinking…" left
             else:
                 await interaction.followup.send(text, ephemeral=True)
         except discord.HTTPException:

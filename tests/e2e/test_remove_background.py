@@ -395,3 +395,72 @@ async def test_stale_link_of_a_deleted_message_settles_the_failure(world: BotWor
     assert "couldn't process this image" in content and "No credits were kept" in content
     job = await world.bot.ledger.get_job(interaction_id)
     assert job.status is JobStatus.FAILED and job.credits_charged == 0
+
+
+async def test_two_cancel_presses_at_once_are_one_cancel(tmp_path: Path, mh: FakeMagicHour) -> None:
+    mh.job_duration = 1.5
+    async with bot_world(tmp_path, mh, MAX_CONCURRENT_JOBS="1") as world:
+        alice, bob = (make_member(make_user(name)) for name in ("alice", "bob"))
+        world.discord.dispatch(
+            world.discord.slash_command("remove-background", {"image": make_attachment()}, user=alice)
+        )
+        await world.discord.wait_for(lambda _: len(creates(mh)) == 1, timeout=5)
+        queued = world.discord.slash_command("remove-background", {"image": make_attachment()}, user=bob)
+        queued_id = world.discord.dispatch(queued)
+        await world.discord.wait_for(
+            lambda _: any("position 1" in e.json["content"] for e in world.discord.original_edits(queued["token"])),
+            timeout=5,
+        )
+        edit = next(e for e in world.discord.original_edits(queued["token"]) if "position 1" in e.json["content"])
+        button = edit.json["components"][0]["components"][0]
+        await asyncio.sleep(0.2)  # discord.py registers the view once it has read the edit's answer
+
+        message_id = int(edit.response["id"])
+        clicks = [world.discord.button_click(button["custom_id"], message_id=message_id, user=bob) for _ in range(2)]
+        for click in clicks:  # the same instant: both are dispatched before either is handled
+            world.discord.dispatch(click)
+        await world.discord.finished(queued_id, timeout=5)
+        text = last_edit(world, queued["token"]).json["content"]
+        assert "Cancelled. Nothing was charged." in text, text
+        assert "restarting" not in text
+        assert (await world.bot.ledger.get_job(queued_id)).status is JobStatus.REFUNDED
+        await world.discord.finished(timeout=10)
+
+
+async def test_when_neither_reply_nor_channel_take_the_result_the_member_gets_a_dm(world: BotWorld) -> None:
+    world.mh.job_duration = 0.5
+    payload = world.discord.slash_command("remove-background", {"image": make_attachment("shoe.png")})
+    interaction_id = world.discord.dispatch(payload)
+    await world.discord.wait_for(lambda _: len(creates(world.mh)) == 1, timeout=5)
+    world.discord.api.expire_interaction(interaction_id)  # the reply can no longer be edited
+    channel = world.discord.channel_id
+    # The channel refuses the file (no Attach Files), then the text too (no Send Messages).
+    world.discord.api.fail_next("POST", rf"^/channels/{channel}/messages$", status=403, times=2)
+    await world.discord.finished(interaction_id, timeout=10)
+
+    tries = world.discord.channel_messages(channel)
+    assert [(bool(r.files), r.status) for r in tries] == [(True, 403), (False, 403)]
+    assert "download it from" in tries[1].json["content"]  # the fallback text carries the link
+    opened = world.discord.api.find("POST", r"^/users/@me/channels$")
+    assert [int(r.json["recipient_id"]) for r in opened] == [world.discord.user.id]
+    dm_channel = int(opened[0].response["id"])
+    [dm] = world.discord.channel_messages(dm_channel)
+    assert dm.status == 200 and dm.files and dm.files[0].filename == "shoe-no-background.png"
+    assert f"<#{channel}>" in dm.json["content"]
+    job = await world.bot.ledger.get_job(interaction_id)
+    assert job.status is JobStatus.COMPLETE and job.delivered
+
+
+async def test_a_result_that_reaches_no_one_is_settled_but_not_marked_delivered(world: BotWorld) -> None:
+    world.mh.job_duration = 0.5
+    payload = world.discord.slash_command("remove-background", {"image": make_attachment()})
+    interaction_id = world.discord.dispatch(payload)
+    await world.discord.wait_for(lambda _: len(creates(world.mh)) == 1, timeout=5)
+    world.discord.api.expire_interaction(interaction_id)
+    world.discord.api.fail_next("POST", r"^/channels/\d+/messages$", status=403, times=10)
+    world.discord.api.fail_next("POST", r"^/users/@me/channels$", status=403, times=10)
+    await world.discord.finished(interaction_id, timeout=10)
+
+    job = await world.bot.ledger.get_job(interaction_id)
+    assert job.status is JobStatus.COMPLETE and job.credits_charged == 5
+    assert not job.delivered

@@ -113,3 +113,39 @@ async def test_after_kill_9_an_expired_reply_becomes_a_channel_post_mentioning_t
     assert len(fakes.api.original_edits(token)) == edits_before, "an expired token must not even be tried"
     restarted.send(signal.SIGTERM)
     assert await restarted.wait(timeout=20) == 0, restarted.output
+
+
+async def test_sigterm_during_a_slow_create_records_the_project_and_promises_nothing(fakes: Fakes) -> None:
+    """The create outlives the grace period but answers during the drain: its project id is kept."""
+    fakes.mh.fail_next("POST", "/v1/image-background-remover", delay=2.0)
+    interaction_id, token = await start_job(fakes, SHUTDOWN_GRACE_SECONDS="0.2")
+    bot = fakes.processes[0]
+    bot.send(signal.SIGTERM)
+    assert await bot.wait(timeout=20) == 0, bot.output
+
+    record = await fakes.ledger_job(interaction_id)
+    assert record is not None and record.status == JobStatus.SUBMITTED, record
+    assert record.project_id in fakes.mh.jobs
+    texts = [(r.json or {}).get("content", "") for r in fakes.api.original_edits(token)]
+    assert "can't promise a result" in texts[-1] and "will be posted" not in texts[-1], texts
+
+    restarted = await fakes.start_bot("run")  # the confirmed job is resumed and delivered after all
+    await fakes.api.wait_for(lambda _: bool(png_edits(fakes, token)), timeout=20)
+    assert (await fakes.wait_job(interaction_id, JobStatus.COMPLETE)).credits_charged == 5
+    assert fakes.mh.created == 1
+    restarted.send(signal.SIGTERM)
+    assert await restarted.wait(timeout=20) == 0, restarted.output
+
+
+async def test_sigterm_during_a_create_that_never_answers_holds_the_credits(fakes: Fakes) -> None:
+    fakes.mh.fail_next("POST", "/v1/image-background-remover", delay=30.0)
+    interaction_id, token = await start_job(fakes, SHUTDOWN_GRACE_SECONDS="0.2")
+    bot = fakes.processes[0]
+    bot.send(signal.SIGTERM)
+    assert await bot.wait(timeout=20) == 0, bot.output
+
+    record = await fakes.ledger_job(interaction_id)
+    assert record is not None and record.status == JobStatus.UNKNOWN, record  # held, not left "reserved"
+    assert record.project_id is None and "shut down" in (record.error or "")
+    texts = [(r.json or {}).get("content", "") for r in fakes.api.original_edits(token)]
+    assert "will be posted" not in texts[-1], texts

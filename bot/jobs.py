@@ -73,7 +73,7 @@ class JobResult:
     project: ImageProject
     file: DownloadedFile | None  # None when the output could not be fetched: show the link instead
     credits_charged: int
-    usage: Usage
+    usage: Usage | None  # None when the ledger could not be read: the result goes out all the same
 
 
 class MemberBusy(Exception):
@@ -362,7 +362,11 @@ class JobRunner:
             file = await self.client.v1.image_projects.download(project, max_bytes=self.max_output_bytes)
         except MagicHourError as error:
             log.warning("download failed, the link is delivered instead %s: %s", request.log_context(project.id), error)
-        usage = await self.ledger.usage(request.guild_id, user_id=request.user_id)
+        usage: Usage | None = None
+        try:
+            usage = await self.ledger.usage(request.guild_id, user_id=request.user_id)
+        except Exception:
+            log.exception("could not read the usage; delivering without it %s", request.log_context(project.id))
         result = JobResult(project=project, file=file, credits_charged=project.credits_charged, usage=usage)
         delivered = False
         try:

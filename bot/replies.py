@@ -78,7 +78,9 @@ def dm_preface(channel_id: int) -> str:
 
 def success(result: JobResult, *, attached: bool, reason: str | None = None) -> str:
     credits = result.credits_charged
-    text = f"✅ Background removed. It cost {credits} credit{'s' if credits != 1 else ''}. {usage_line(result.usage)}"
+    text = f"✅ Background removed. It cost {credits} credit{'s' if credits != 1 else ''}."
+    if result.usage is not None:
+        text += f" {usage_line(result.usage)}"
     if attached:
         return text
     download = result.project.downloads[0] if result.project.downloads else None

@@ -8,6 +8,7 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    DownloadContentTypeError,
     DownloadError,
     DownloadTooLargeError,
     InsufficientCreditsError,
@@ -16,12 +17,16 @@ from .errors import (
     JobMayExistError,
     MagicHourError,
     NotFoundError,
+    OutputTooLargeError,
     PermissionDeniedError,
     PollTimeoutError,
     RateLimitError,
     UnprocessableEntityError,
+    create_may_have_happened,
+    is_input_fetch_failure,
 )
 from .models import (
+    Account,
     CreateResult,
     Download,
     DownloadedFile,
@@ -29,23 +34,27 @@ from .models import (
     ImageProject,
     ProjectError,
     ProjectStatus,
+    Subscription,
     UploadUrl,
 )
 from .polling import PollPolicy
 from .sync import Client
 from .transport import RetryPolicy
+from .urls import validate_base_url
 
 __all__ = [
     "APIConnectionError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "Account",
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
     "Client",
     "CreateResult",
     "Download",
+    "DownloadContentTypeError",
     "DownloadError",
     "DownloadTooLargeError",
     "DownloadedFile",
@@ -57,6 +66,7 @@ __all__ = [
     "JobMayExistError",
     "MagicHourError",
     "NotFoundError",
+    "OutputTooLargeError",
     "PermissionDeniedError",
     "PollPolicy",
     "PollTimeoutError",
@@ -64,6 +74,10 @@ __all__ = [
     "ProjectStatus",
     "RateLimitError",
     "RetryPolicy",
+    "Subscription",
     "UnprocessableEntityError",
     "UploadUrl",
+    "create_may_have_happened",
+    "is_input_fetch_failure",
+    "validate_base_url",
 ]

@@ -16,9 +16,10 @@ import aiohttp
 
 from . import errors
 from .download import check_storage_url, stream_to_file
-from .models import CreateResult, DownloadedFile, GenerateResult, ImageProject, ProjectStatus, UploadUrl
+from .models import Account, CreateResult, DownloadedFile, GenerateResult, ImageProject, ProjectStatus, UploadUrl
 from .polling import PollPolicy
-from .transport import DEFAULT_BASE_URL, RetryMode, RetryPolicy, Sleep, Transport, read_json
+from .transport import DEFAULT_BASE_URL, RetryMode, RetryPolicy, Sleep, Transport, parsed, read_capped
+from .urls import validate_base_url
 
 logger = logging.getLogger("bot.magic_hour")
 
@@ -59,11 +60,14 @@ class UploadUrls(_Resource):
     async def create(self, *, items: Sequence[Mapping[str, str]]) -> list[UploadUrl]:
         """POST /v1/files/upload-urls; answers follow the order of `items`. Retry-safe: no charge."""
         body = {"items": [{"type": item["type"], "extension": item["extension"]} for item in items]}
-        data = await self._client._transport.request("POST", "/v1/files/upload-urls", read_json, json=body)
-        try:
-            return [UploadUrl.from_json(item) for item in data["items"]]
-        except (KeyError, TypeError):
-            raise errors.APIResponseValidationError("Unexpected upload URLs answer from Magic Hour.") from None
+        return await self._client._transport.request("POST", "/v1/files/upload-urls", parsed(_upload_urls), json=body)
+
+
+def _upload_urls(data: Any) -> list[UploadUrl]:
+    try:
+        return [UploadUrl.from_json(item) for item in data["items"]]
+    except (KeyError, TypeError):
+        raise errors.APIResponseValidationError("Unexpected upload URLs answer from Magic Hour.") from None
 
 
 class Files(_Resource):
@@ -91,7 +95,13 @@ class Files(_Resource):
         for upload, (_, content) in zip(urls, loaded, strict=True):
             check_storage_url(upload.upload_url)
             await self._client._transport.request(
-                "PUT", upload.upload_url, _drain, data=content, authenticated=False, mode=RetryMode.IDEMPOTENT
+                "PUT",
+                upload.upload_url,
+                _drain,
+                data=content,
+                authenticated=False,
+                mode=RetryMode.IDEMPOTENT,
+                check_redirect=check_storage_url,
             )
         return [upload.file_path for upload in urls]
 
@@ -107,16 +117,22 @@ async def _load(file: FileSource) -> tuple[str, bytes]:
 
 
 async def _drain(response: aiohttp.ClientResponse) -> None:
-    await response.read()
+    """Read (a capped amount of) a body we do not need, so the connection can be reused."""
+    await read_capped(response, 64 * 1024)
+
+
+class AccountResource(_Resource):
+    async def get(self) -> Account:
+        """GET /v1/account: the credit balance and plan of the key's account. Retried like any GET."""
+        return await self._client._transport.request("GET", "/v1/account", parsed(Account.from_json))
 
 
 class ImageProjects(_Resource):
     async def get(self, *, id: str) -> ImageProject:
         """GET /v1/image-projects/{id}."""
-        data = await self._client._transport.request(
-            "GET", f"/v1/image-projects/{quote(id, safe='')}", read_json, project_id=id
+        return await self._client._transport.request(
+            "GET", f"/v1/image-projects/{quote(id, safe='')}", parsed(ImageProject.from_json), project_id=id
         )
-        return ImageProject.from_json(data)
 
     async def delete(self, *, id: str) -> None:
         """DELETE /v1/image-projects/{id}: removes the outputs for good."""
@@ -222,10 +238,10 @@ class ImageBackgroundRemover(_Resource):
         body: dict[str, Any] = {"assets": {key: str(value) for key, value in assets.items()}}
         if name is not None:
             body["name"] = name
-        data = await self._client._transport.request(
-            "POST", "/v1/image-background-remover", read_json, json=body, mode=RetryMode.CREATE
+        # Parsed inside the request: an unreadable answer to a create is JobMayExistError, never a refusal.
+        result = await self._client._transport.request(
+            "POST", "/v1/image-background-remover", parsed(CreateResult.from_json), json=body, mode=RetryMode.CREATE
         )
-        result = CreateResult.from_json(data)
         logger.info("Created Magic Hour project %s (%s credits)", result.id, result.credits_charged)
         return result
 
@@ -268,6 +284,7 @@ class V1(_Resource):
         self.image_background_remover = ImageBackgroundRemover(client)
         self.image_projects = ImageProjects(client)
         self.files = Files(client)
+        self.account = AccountResource(client)
 
 
 class AsyncClient:
@@ -290,7 +307,8 @@ class AsyncClient:
         token = token if token is not None else os.environ.get("MAGIC_HOUR_API_KEY")
         if not token:
             raise ValueError("A Magic Hour API key is required (token=... or MAGIC_HOUR_API_KEY).")
-        self.base_url = (base_url or os.environ.get("MAGIC_HOUR_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        # https only (loopback excepted): the key goes with every request.
+        self.base_url = validate_base_url(base_url or os.environ.get("MAGIC_HOUR_BASE_URL") or DEFAULT_BASE_URL)
         self.poll = poll or PollPolicy()
         self.max_download_bytes = max_download_bytes
         self._sleep = sleep

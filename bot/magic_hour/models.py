@@ -1,4 +1,12 @@
-"""Typed payloads parsed from the API's JSON: required fields checked, unknown extra fields ignored."""
+"""Typed payloads parsed from the API's JSON: required fields checked, unknown extra fields ignored.
+
+Where money or identity is at stake the check is strict: a project id that is empty, longer than
+MAX_ID_LENGTH or not printable, or a credits_charged below 0 or above MAX_CREDITS_CHARGED, fails
+validation (APIResponseValidationError; the transport retries a GET and turns a create into
+JobMayExistError). Informational numbers are clamped instead: a negative image_count becomes 0 and a
+nonsensical deprecated frame_cost becomes None. So no model ever hands out a negative charge or an id
+that cannot be stored.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +51,36 @@ def _require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], w
     # bool is an int subclass; an integer field must not accept true/false.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise APIResponseValidationError(f"Unexpected {what} from Magic Hour: field {key!r} has the wrong type.")
+    return value
+
+
+MAX_ID_LENGTH = 255
+MAX_CREDITS_CHARGED = 1_000_000  # far above any single image job; beyond it the number is garbage
+
+
+def _project_id(data: Mapping[str, Any], key: str, what: str) -> str:
+    value = _require(data, key, str, what)
+    if not value or len(value) > MAX_ID_LENGTH or not value.isprintable() or any(c.isspace() for c in value):
+        raise APIResponseValidationError(
+            f"Unexpected {what} from Magic Hour: field {key!r} is not a usable id ({len(value)} characters)."
+        )
+    return value
+
+
+def _credits(data: Mapping[str, Any], key: str, what: str) -> int:
+    value = _require(data, key, int, what)
+    if not 0 <= value <= MAX_CREDITS_CHARGED:
+        raise APIResponseValidationError(
+            f"Unexpected {what} from Magic Hour: field {key!r} is {value}, outside 0..{MAX_CREDITS_CHARGED}."
+        )
+    return value
+
+
+def _clamped_count(data: Mapping[str, Any], key: str, what: str) -> int:
+    value = _require(data, key, int, what)
+    if value < 0:
+        logger.warning("Magic Hour sent a negative %s %s (%d); using 0", what, key, value)
+        return 0
     return value
 
 
@@ -112,14 +150,14 @@ class ImageProject:
         name = _require(data, "name", (str, type(None)), what)
         error = _require(data, "error", (Mapping, type(None)), what)
         return cls(
-            id=_require(data, "id", str, what),
+            id=_project_id(data, "id", what),
             name=name,
             status=parse_status(_require(data, "status", str, what)),
-            image_count=_require(data, "image_count", int, what),
+            image_count=_clamped_count(data, "image_count", what),
             type=_require(data, "type", str, what),
             created_at=parse_datetime(_require(data, "created_at", str, what), "project creation time"),
             enabled=_require(data, "enabled", bool, what),
-            credits_charged=_require(data, "credits_charged", int, what),
+            credits_charged=_credits(data, "credits_charged", what),
             downloads=[Download.from_json(d) for d in _require(data, "downloads", list, what)],
             error=ProjectError.from_json(error) if error is not None else None,
         )
@@ -134,10 +172,11 @@ class CreateResult:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CreateResult:
         frame_cost = data.get("frame_cost") if isinstance(data, Mapping) else None
+        usable = isinstance(frame_cost, int) and not isinstance(frame_cost, bool) and frame_cost >= 0
         return cls(
-            id=_require(data, "id", str, "create result"),
-            credits_charged=_require(data, "credits_charged", int, "create result"),
-            frame_cost=frame_cost if isinstance(frame_cost, int) and not isinstance(frame_cost, bool) else None,
+            id=_project_id(data, "id", "create result"),
+            credits_charged=_credits(data, "credits_charged", "create result"),
+            frame_cost=frame_cost if usable and frame_cost <= MAX_CREDITS_CHARGED else None,
         )
 
 
@@ -155,6 +194,56 @@ class UploadUrl:
             expires_at=parse_datetime(_require(data, "expires_at", str, what), "upload URL expiry"),
             file_path=_require(data, "file_path", str, what),
         )
+
+
+@dataclass(frozen=True)
+class Subscription:
+    status: str  # "active" or "past_due" today; a new value is kept as it is
+    cancel_at_period_end: bool
+    billing_interval: str | None = None  # "month", "year" or None
+    current_period_end: str | None = None  # as the API writes it; not always a full timestamp
+    name: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Subscription:
+        what = "subscription"
+        return cls(
+            status=_require(data, "status", str, what),
+            cancel_at_period_end=_require(data, "cancel_at_period_end", bool, what),
+            billing_interval=_optional(data, "billing_interval", str, what),
+            current_period_end=_optional(data, "current_period_end", str, what),
+            name=_optional(data, "name", str, what),
+        )
+
+
+@dataclass(frozen=True)
+class Account:
+    """GET /v1/account: the balance the bot can still spend, and the plan behind it."""
+
+    id: str
+    credits: int  # as reported, not clamped: an overdrawn account is worth seeing as such
+    email: str | None
+    tier: str  # "free", "creator", "pro", "business"; a new tier is kept as it is
+    subscription: Subscription | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Account:
+        what = "account"
+        subscription = _require(data, "subscription", (Mapping, type(None)), what)
+        return cls(
+            id=_require(data, "id", str, what),
+            credits=_require(data, "credits", int, what),
+            email=_require(data, "email", (str, type(None)), what),
+            tier=_require(data, "tier", str, what),
+            subscription=Subscription.from_json(subscription) if subscription is not None else None,
+        )
+
+
+def _optional(data: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
+    """A field the spec lets be absent or null."""
+    if data.get(key) is None:
+        return None
+    return _require(data, key, kind, what)
 
 
 @dataclass(frozen=True)

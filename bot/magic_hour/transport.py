@@ -1,9 +1,10 @@
-"""The one request path: timeouts, retries with back-off and Retry-After, and error mapping.
+"""The one request path: timeouts, retries with back-off and Retry-After, redirects, and error mapping.
 
 Retrying is a money question here: a create that reached Magic Hour charges credits, so a create is
-only re-sent when we know no job can exist (the connection never opened, or a 429/502/503 answer).
-Everything else is idempotent (GET, DELETE, upload-URL POSTs, storage PUT/GET) and retried on any
-transient failure.
+only re-sent when errors.create_may_have_happened() says no job can exist (the connection never opened,
+or a 429/502/503 answer). Everything else is idempotent (GET, DELETE, upload-URL POSTs, storage PUT/GET)
+and retried on any transient failure, an unreadable 2xx included. Error bodies are read up to
+ERROR_BODY_CAP only, so a hostile or broken server cannot make us buffer an endless page.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -35,8 +36,12 @@ USER_AGENT = (
     f"python/{platform.python_version()})"
 )
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-# A create answered 500/504 may have made the job; 429/502/503 are refused before any job exists.
-CREATE_RETRYABLE_STATUSES = frozenset({429, 502, 503})
+# Of these, a create is re-sent only on those where errors.create_may_have_happened() is False.
+CREATE_RETRYABLE_STATUSES = frozenset(RETRYABLE_STATUSES - {500, 504})
+ERROR_BODY_CAP = 64 * 1024  # bytes of an error answer we read; the rest is never downloaded
+MESSAGE_CAP = 500  # characters of the server's message kept in an error
+MAX_REDIRECTS = 5
+JSON_BODY_CAP = 1 << 20  # an API answer is a few hundred bytes; anything this big is not one
 
 _STATUS_ERRORS: dict[int, type[errors.APIStatusError]] = {
     400: errors.BadRequestError,
@@ -151,53 +156,70 @@ class Transport:
         mode: RetryMode = RetryMode.IDEMPOTENT,
         project_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        check_redirect: Callable[[str], None] | None = None,
     ) -> T:
-        """Send with retries; `handle` reads a 2xx response (JSON or a stream) inside the retry loop."""
+        """Send with retries; `handle` reads a 2xx response (JSON or a stream) inside the retry loop.
+
+        A redirect is followed only when `check_redirect` is given and accepts the next URL (it raises
+        otherwise); authenticated requests never get one, so the key never goes to another host.
+        `handle` raising APIResponseValidationError means "unreadable 2xx": retried, or for a create
+        turned into JobMayExistError.
+        """
         url = f"{self.base_url}{target}" if target.startswith("/") else target
-        shown = target if target.startswith("/") else display_url(target)
         headers = {"User-Agent": USER_AGENT}
         if authenticated:
             headers["Authorization"] = f"Bearer {self._token}"
             headers["Accept"] = "application/json"
+            check_redirect = None
         headers.update(extra_headers or {})
         retries = 0
         while True:
             attempt = retries + 1
             failure: errors.MagicHourError
             retry_after: float | None = None
+            lost_because = ""
+            current, shown, hops, status = url, self._shown(target, url), 0, 0
             try:
-                async with self._get_session().request(
-                    method,
-                    url,
-                    json=json,
-                    data=data,
-                    headers=headers,
-                    timeout=self.timeout,
-                    raise_for_status=False,
-                    allow_redirects=not authenticated,  # never carry the key to another host
-                ) as response:
-                    logger.debug("%s %s -> %s (attempt %d)", method, shown, response.status, attempt)
-                    if response.status < 400:
-                        return await handle(response)
-                    failure = await self._status_error(response, method, shown, project_id)
-                    retry_after = getattr(failure, "retry_after", None)
-                    retryable = response.status in (
-                        CREATE_RETRYABLE_STATUSES if mode is RetryMode.CREATE else RETRYABLE_STATUSES
-                    )
+                while True:  # one attempt, following allowed redirects
+                    async with self._get_session().request(
+                        method,
+                        current,
+                        json=json,
+                        data=data,
+                        headers=headers,
+                        timeout=self.timeout,
+                        raise_for_status=False,
+                        allow_redirects=False,  # each hop is checked below
+                    ) as response:
+                        status = response.status
+                        logger.debug("%s %s -> %s (attempt %d)", method, shown, status, attempt)
+                        location = response.headers.get("Location")
+                        if 300 <= status < 400 and check_redirect is not None and location and hops < MAX_REDIRECTS:
+                            current = urljoin(current, location)
+                            check_redirect(current)  # raises a typed error for a URL we would not fetch
+                            hops, shown = hops + 1, display_url(current)
+                            continue
+                        if 200 <= status < 300:
+                            return await handle(response)
+                        failure = await self._status_error(response, method, shown, project_id)
+                        retry_after = getattr(failure, "retry_after", None)
+                        break
+            except errors.APIResponseValidationError as exc:
+                logger.debug("%s %s -> unreadable %s answer (attempt %d)", method, shown, status, attempt)
+                if mode is RetryMode.CREATE:
+                    raise errors.JobMayExistError(f"unreadable {status} answer: {exc.message}", status=status) from None
+                failure = exc
             except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
                 # The connection never opened, so the server cannot have seen the request.
                 logger.debug("%s %s -> %s (attempt %d)", method, shown, type(exc).__name__, attempt)
                 timed_out = isinstance(exc, TimeoutError)
                 failure = (errors.APITimeoutError if timed_out else errors.APIConnectionError)(
-                    f"Could not connect to {urlsplit(url).netloc} ({type(exc).__name__}).", request_sent=False
+                    f"Could not connect to {urlsplit(current).netloc} ({type(exc).__name__}).", request_sent=False
                 )
-                retryable = True
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 logger.debug("%s %s -> %s (attempt %d)", method, shown, type(exc).__name__, attempt)
-                if mode is RetryMode.CREATE:
-                    raise errors.JobMayExistError(
-                        "timed out" if isinstance(exc, TimeoutError) else f"connection lost: {type(exc).__name__}"
-                    ) from None
+                timed_out = isinstance(exc, TimeoutError)
+                lost_because = "timed out" if timed_out else f"connection lost: {type(exc).__name__}"
                 if isinstance(exc, TimeoutError):
                     failure = errors.APITimeoutError(
                         f"{method} {shown} got no answer within {self.timeout.total:g} s.", request_sent=True
@@ -206,9 +228,12 @@ class Transport:
                     failure = errors.APIConnectionError(
                         f"{method} {shown} failed: connection lost ({type(exc).__name__}).", request_sent=True
                     )
-                retryable = True
 
-            if not retryable or retries >= self.retry.max_retries:
+            if mode is RetryMode.CREATE and errors.create_may_have_happened(failure):
+                if isinstance(failure, errors.APIStatusError):
+                    raise failure  # a 500/504 keeps its status; the predicate is what callers consult
+                raise errors.JobMayExistError(lost_because)
+            if not _is_transient(failure) or retries >= self.retry.max_retries:
                 raise failure
             retries += 1
             delay = self.retry.backoff(retries - 1)
@@ -225,13 +250,18 @@ class Transport:
             )
             await self._sleep(delay)
 
+    @staticmethod
+    def _shown(target: str, url: str) -> str:
+        return target if target.startswith("/") else display_url(url)
+
     async def _status_error(
         self, response: aiohttp.ClientResponse, method: str, shown: str, project_id: str | None
     ) -> errors.APIStatusError:
         body: Any = None
         try:
-            text = await response.text()
-        except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError):
+            raw = await read_capped(response, ERROR_BODY_CAP)
+            text = raw.decode(response.charset or "utf-8", errors="replace")
+        except (aiohttp.ClientError, TimeoutError, LookupError):
             text = ""
         message = ""
         try:
@@ -239,9 +269,12 @@ class Transport:
             if isinstance(body, dict) and isinstance(body.get("message"), str):
                 message = body["message"]
         except ValueError:
-            body = text[:500]
-        message = self.redact(message or (text[:200].strip() if isinstance(body, str) else "") or response.reason or "")
+            body = text[:MESSAGE_CAP]
+        fallback = text[:200].strip() if isinstance(body, str) else ""
+        message = self.redact(message or fallback or response.reason or "")[:MESSAGE_CAP]
         status = response.status
+        if 300 <= status < 400:
+            message = f"unexpected redirect ({message})" if message else "unexpected redirect"
         cls = _STATUS_ERRORS.get(status) or (errors.InternalServerError if status >= 500 else errors.APIStatusError)
         return cls(
             status,
@@ -254,13 +287,48 @@ class Transport:
         )
 
 
+def _is_transient(failure: errors.MagicHourError) -> bool:
+    """Worth another attempt: network trouble, an unreadable 2xx, or a status that says 'later'."""
+    if isinstance(failure, errors.APIStatusError):
+        return failure.status in RETRYABLE_STATUSES
+    return isinstance(failure, errors.APIConnectionError | errors.APIResponseValidationError)
+
+
+async def read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """At most `cap` bytes of the body; the rest is left unread (the connection is then dropped)."""
+    chunks: list[bytes] = []
+    total = 0
+    while total < cap:
+        chunk = await response.content.read(cap - total)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def parsed(parse: Callable[[Any], T]) -> Callable[[aiohttp.ClientResponse], Awaitable[T]]:
+    """A `handle` that reads JSON and builds the model inside the retry loop, so a body that fails the
+    model's checks counts as an unreadable answer (retried, or JobMayExistError for a create)."""
+
+    async def handle(response: aiohttp.ClientResponse) -> T:
+        return parse(await read_json(response))
+
+    return handle
+
+
 async def read_json(response: aiohttp.ClientResponse) -> Any:
-    """The body of a 2xx JSON answer; a 204 is None."""
+    """The body of a 2xx JSON answer (a 204 is None); too big or not JSON is an unreadable answer."""
     if response.status == 204:
         return None
+    raw = await read_capped(response, JSON_BODY_CAP + 1)
+    if len(raw) > JSON_BODY_CAP:
+        raise errors.APIResponseValidationError(
+            f"Magic Hour answered {response.status} with a body over {JSON_BODY_CAP} bytes."
+        )
     try:
-        return await response.json(content_type=None)
-    except ValueError:
+        return jsonlib.loads(raw)
+    except ValueError:  # UnicodeDecodeError included
         raise errors.APIResponseValidationError(
             f"Magic Hour answered {response.status} with a body that is not JSON."
         ) from None

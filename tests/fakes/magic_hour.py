@@ -22,7 +22,12 @@ What it checks and does:
 - download URLs and upload URLs point back at this server (plain http on loopback); each GET of a
   complete project mints a freshly signed URL; `expire_next_downloads()` makes the next output
   request answer 403 and kills that URL, so a client must re-read the project for a fresh one;
-- measurements per job: `polls`, `completed_at` and `downloaded_at` (both on `clock`).
+- measurements per job: `polls`, `completed_at` and `downloaded_at` (both on `clock`);
+- GET /v1/account answers `account` with `credits`: each create takes CREDITS_PER_JOB off (a create the
+  balance cannot pay is a 402), a job ending in error gives them back, tests may set `credits`;
+- deliberate breakage, never counted as a violation of the fake: `fail_next(..., raw_body=...)` sends
+  those bytes (optionally `repeat`ed, streamed) instead of an answer, `fail_next(..., mutate=f)` sends
+  f(the real JSON answer), and `redirect_next_outputs(location)` answers an output request with a 302.
 
 The create and project answers also carry the deprecated `frame_cost`/`total_frame_cost` fields: the
 real API still sends them (the official SDK's models require them) and the spec allows extra fields.
@@ -52,6 +57,7 @@ DEFAULT_SPEC_PATH = Path(__file__).parents[1] / "contracts/magic-hour-openapi.js
 CREATE_PATH = "/v1/image-background-remover"
 PROJECT_TEMPLATE = "/v1/image-projects/{id}"
 UPLOAD_URLS_PATH = "/v1/files/upload-urls"
+ACCOUNT_PATH = "/v1/account"
 CREDITS_PER_JOB = 5
 PNG_BYTES = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"
@@ -186,6 +192,10 @@ class Fault:
     disconnect: bool = False
     after_processing: bool = False  # do the real work first (e.g. create the job), then misbehave
     remaining: int = 1
+    raw_body: bytes | None = None  # sent as is (status defaults to 200), `repeat` times, streamed
+    repeat: int = 1
+    content_type: str = "application/json"
+    mutate: Callable[[Any], Any] | None = None  # the real JSON answer in, the (broken) answer out
 
     def matches(self, request: web.Request) -> bool:
         return self.method in ("*", request.method) and request.path.startswith(self.path)
@@ -213,6 +223,7 @@ class FakeJob:
     error_code: str | None = None
     error_message: str | None = None
     enabled: bool = True
+    refunded: bool = False
     polls: int = 0
     downloaded_at: float | None = None
     signatures: set[str] = field(default_factory=set)
@@ -275,6 +286,22 @@ class FakeMagicHour:
         self.fetchable: Callable[[str], bool] | None = None
         self.on_create: Callable[[FakeJob], None] | None = None
         self.fetch_failure_duration = 1.0
+        self.credits = 1_000_000  # the account balance: creates take from it, failed jobs give back
+        self.account: dict[str, Any] = {
+            "id": "cuid-fake-account",
+            "email": "owner@example.com",
+            "tier": "pro",
+            "subscription": {
+                "billing_interval": "month",
+                "cancel_at_period_end": False,
+                "current_period_end": "2030-01-01T00:00:00.000Z",
+                "name": "Pro",
+                "status": "active",
+            },
+        }
+        self.raw_bytes_sent = 0  # bytes of `raw_body` faults that reached the socket
+        self.raw_finished = asyncio.Event()  # set each time a raw_body answer ends (sent or cut off)
+        self._output_redirects: deque[tuple[int, str | Callable[[str], str]]] = deque()
 
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
@@ -297,6 +324,7 @@ class FakeMagicHour:
         app.router.add_get("/v1/image-projects/{id}", self._get_project)
         app.router.add_delete("/v1/image-projects/{id}", self._delete_project)
         app.router.add_post(UPLOAD_URLS_PATH, self._upload_urls)
+        app.router.add_get(ACCOUNT_PATH, self._get_account)
         app.router.add_put("/uploads/{file_path:.+}", self._put_upload)
         app.router.add_get("/outputs/{job_id}/{name}", self._get_output)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -333,13 +361,38 @@ class FakeMagicHour:
         disconnect: bool = False,
         times: int = 1,
         after_processing: bool = False,
+        raw_body: bytes | None = None,
+        repeat: int = 1,
+        content_type: str = "application/json",
+        mutate: Callable[[Any], Any] | None = None,
     ) -> None:
         """Make the next `times` requests matching method + path prefix answer `status` (with the API's
         {"message"} body and optional Retry-After), wait `delay` real seconds first, or drop the connection.
-        With after_processing the real work happens first (a create makes the job), then the fault."""
+        With after_processing the real work happens first (a create makes the job), then the fault.
+        `raw_body` (x `repeat`, streamed) replaces the answer's bytes; `mutate` rewrites the real answer
+        (the work is done first). Neither is checked against the spec: breaking it is the point."""
         self._faults.append(
-            Fault(method, path, status, message, retry_after, delay, disconnect, after_processing, times)
+            Fault(
+                method,
+                path,
+                status,
+                message,
+                retry_after,
+                delay,
+                disconnect,
+                after_processing or mutate is not None,
+                times,
+                raw_body,
+                repeat,
+                content_type,
+                mutate,
+            )
         )
+
+    def redirect_next_outputs(self, location: str | Callable[[str], str], *, times: int = 1, status: int = 302) -> None:
+        """The next `times` output requests answer `status` with this Location (or location(path_qs))."""
+        for _ in range(times):
+            self._output_redirects.append((status, location))
 
     def script(
         self,
@@ -415,14 +468,38 @@ class FakeMagicHour:
             if request.transport is not None:
                 request.transport.close()
             return web.Response(status=500)  # never delivered: the connection is gone
+        if fault.mutate is not None and isinstance(response, web.Response) and response.body is not None:
+            broken = fault.mutate(json.loads(response.body))
+            return web.Response(
+                status=fault.status or response.status, text=json.dumps(broken), content_type="application/json"
+            )
+        if fault.raw_body is not None:
+            return await self._raw(request, fault)
         if fault.status is not None:
             return self._error(request, fault.status, fault.message, retry_after=fault.retry_after)
         return response if response is not None else await handler(request)
 
+    async def _raw(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+        """Deliberately broken bytes; streamed, so an endless body costs the fake nothing."""
+        assert fault.raw_body is not None
+        response = web.StreamResponse(status=fault.status or 200, headers={"Content-Type": fault.content_type})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            for _ in range(fault.repeat):
+                await response.write(fault.raw_body)
+                self.raw_bytes_sent += len(fault.raw_body)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client stopped reading (its cap): expected
+        finally:
+            self.raw_finished.set()
+        return response
+
     def _template(self, request: web.Request) -> str | None:
         if request.path.startswith("/v1/image-projects/"):
             return PROJECT_TEMPLATE
-        return request.path if request.path in (CREATE_PATH, UPLOAD_URLS_PATH) else None
+        return request.path if request.path in (CREATE_PATH, UPLOAD_URLS_PATH, ACCOUNT_PATH) else None
 
     def _answer(self, request: web.Request, status: int, body: Any, headers: dict[str, str] | None = None):
         template = self._template(request)
@@ -466,6 +543,9 @@ class FakeMagicHour:
         body, refusal = await self._valid_body(request, CREATE_PATH)
         if refusal is not None:
             return refusal
+        self._refund_failed_jobs()
+        if self.credits < CREDITS_PER_JOB:
+            return self._error(request, 402)
         assets = dict(body["assets"])
         job = FakeJob(
             id=f"cm{next(self._ids):06d}{secrets.token_hex(4)}",
@@ -494,7 +574,22 @@ class FakeMagicHour:
         if job.final_status == "error" and job.error_code is None:
             job.error_code, job.error_message = "render_failed", job.error_message or "Rendering failed"
         self.jobs[job.id] = job
+        self.credits -= CREDITS_PER_JOB
         return self._answer(request, 200, {"id": job.id, "credits_charged": CREDITS_PER_JOB, "frame_cost": 5})
+
+    def _refund_failed_jobs(self) -> None:
+        """As the spec says: a job that ends in error has its credits refunded."""
+        now = self.clock()
+        for job in self.jobs.values():
+            if not job.refunded and job.status(now, self.queue_fraction) == "error":
+                job.refunded = True
+                self.credits += CREDITS_PER_JOB
+
+    async def _get_account(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            return self._error(request, 401)
+        self._refund_failed_jobs()
+        return self._answer(request, 200, {**self.account, "credits": self.credits})
 
     def _is_fetchable(self, value: str) -> bool:
         if value.startswith("api-assets/") and value in self._upload_signatures and value not in self.uploads:
@@ -588,6 +683,10 @@ class FakeMagicHour:
         signature = request.query.get("sig", "")
         if job is None or signature not in job.signatures:
             return web.Response(status=403, text="Request has expired")
+        if self._output_redirects:
+            status, location = self._output_redirects.popleft()
+            target = location(request.path_qs) if callable(location) else location
+            return web.Response(status=status, headers={"Location": target})
         if self._expire_downloads > 0:
             self._expire_downloads -= 1
             job.signatures.discard(signature)

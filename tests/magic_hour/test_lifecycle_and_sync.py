@@ -11,7 +11,15 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from bot.magic_hour import AsyncClient, Client, JobFailedError, NotFoundError, PollPolicy, ProjectStatus
+from bot.magic_hour import (
+    AsyncClient,
+    Client,
+    JobFailedError,
+    NotFoundError,
+    PollPolicy,
+    ProjectStatus,
+    validate_base_url,
+)
 from tests.fakes.magic_hour import FakeMagicHour
 
 from .conftest import TOKEN
@@ -98,3 +106,57 @@ def test_sync_client_runs_the_async_workflow(threaded_fake: FakeMagicHour, tmp_p
 def test_sync_client_refuses_a_session():
     with pytest.raises(TypeError):
         Client(token=TOKEN, session=object())
+
+
+def test_sync_client_reads_the_account(threaded_fake: FakeMagicHour):
+    threaded_fake.credits = 42
+    with Client(token=TOKEN, base_url=threaded_fake.base_url) as client:
+        assert client.v1.account.get().credits == 42
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.magichour.ai",  # the key would travel in clear
+        "http://10.0.0.5:8080",
+        "http://127.0.0.1.example.com",
+        "ftp://api.magichour.ai",
+        "api.magichour.ai",
+        "https://",
+        "https://user:pw@api.magichour.ai",
+        "https://api.magichour.ai?x=1",
+        "https://api.magichour.ai:notaport",
+    ],
+)
+def test_a_base_url_that_could_leak_the_key_is_refused(monkeypatch, url: str):
+    with pytest.raises(ValueError, match="MAGIC_HOUR_BASE_URL"):
+        validate_base_url(url)
+    with pytest.raises(ValueError, match="MAGIC_HOUR_BASE_URL"):
+        AsyncClient(token=TOKEN, base_url=url)
+    monkeypatch.setenv("MAGIC_HOUR_BASE_URL", url)
+    with pytest.raises(ValueError, match="MAGIC_HOUR_BASE_URL"):
+        AsyncClient(token=TOKEN)
+
+
+def test_the_refusal_names_the_rule_not_the_secret():
+    with pytest.raises(ValueError) as caught:
+        validate_base_url("https://user:hunter2@api.magichour.ai")
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(ValueError, match="https://"):
+        validate_base_url("http://api.magichour.ai")
+
+
+@pytest.mark.parametrize(
+    ("url", "normalised"),
+    [
+        ("https://api.magichour.ai/", "https://api.magichour.ai"),
+        ("https://proxy.internal:8443/magic", "https://proxy.internal:8443/magic"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://127.5.0.1", "http://127.5.0.1"),
+        ("http://localhost:9000/", "http://localhost:9000"),
+        ("http://[::1]:9000", "http://[::1]:9000"),
+    ],
+)
+def test_https_and_loopback_base_urls_are_accepted(url: str, normalised: str):
+    assert validate_base_url(url) == normalised
+    assert AsyncClient(token=TOKEN, base_url=url).base_url == normalised

@@ -14,6 +14,7 @@ from bot.magic_hour import (
     JobFailedError,
     ProjectStatus,
 )
+from bot.magic_hour.models import MAX_CREDITS_CHARGED, MAX_ID_LENGTH
 
 PROJECT = {
     "id": "cuid-example",
@@ -87,3 +88,41 @@ def test_job_failed_error_for_an_error_project():
         "cuid-example",
         None,
     )
+
+
+# --- money and identity are validated; informational numbers are clamped
+
+
+def create_answer(**changes: object) -> dict:
+    return {"id": "cm1abc", "credits_charged": 5, "frame_cost": 5, **changes}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"credits_charged": -1},
+        {"credits_charged": MAX_CREDITS_CHARGED + 1},
+        {"credits_charged": 5.0},
+        {"id": ""},
+        {"id": "x" * (MAX_ID_LENGTH + 1)},
+        {"id": "cm 1"},
+        {"id": "cm1\x00"},
+    ],
+)
+def test_unusable_charges_and_ids_fail_validation(changes: dict):
+    with pytest.raises(APIResponseValidationError):
+        CreateResult.from_json(create_answer(**changes))
+    with pytest.raises(APIResponseValidationError):
+        ImageProject.from_json({**PROJECT, **changes})
+
+
+def test_the_largest_usable_values_pass():
+    result = CreateResult.from_json(create_answer(id="c" * MAX_ID_LENGTH, credits_charged=MAX_CREDITS_CHARGED))
+    assert (len(result.id), result.credits_charged) == (MAX_ID_LENGTH, MAX_CREDITS_CHARGED)
+    assert CreateResult.from_json(create_answer(credits_charged=0)).credits_charged == 0
+
+
+def test_informational_numbers_are_clamped_not_fatal():
+    assert CreateResult.from_json(create_answer(frame_cost=-3)).frame_cost is None
+    assert CreateResult.from_json(create_answer(frame_cost=10**15)).frame_cost is None
+    assert ImageProject.from_json({**PROJECT, "image_count": -2}).image_count == 0

@@ -18,19 +18,16 @@ from dataclasses import dataclass
 
 from bot.ledger import COST_PER_JOB, JobRecord, JobStatus, Ledger, LimitExceeded, Usage
 from bot.magic_hour import (
-    APIConnectionError,
-    APIStatusError,
     AsyncClient,
-    BadRequestError,
     DownloadedFile,
     ImageProject,
-    InternalServerError,
     JobFailedError,
-    JobMayExistError,
     MagicHourError,
+    OutputTooLargeError,
     PollTimeoutError,
     ProjectStatus,
-    UnprocessableEntityError,
+    create_may_have_happened,
+    is_input_fetch_failure,
 )
 from bot.slots import SlotQueue
 
@@ -48,6 +45,7 @@ class JobRequest:
     name: str | None = None
     application_id: int | None = None
     interaction_token: str | None = None
+    upload_limit: int | None = None  # the largest file the reply can carry: a bigger result is sent as a link
 
     @classmethod
     def from_record(cls, record: JobRecord) -> JobRequest:
@@ -74,6 +72,7 @@ class JobResult:
     file: DownloadedFile | None  # None when the output could not be fetched: show the link instead
     credits_charged: int
     usage: Usage | None  # None when the ledger could not be read: the result goes out all the same
+    too_large: bool = False  # larger than the reply can carry, so it was not downloaded: send the link
 
 
 class MemberBusy(Exception):
@@ -134,17 +133,6 @@ class JobEvents:
         `resumable`: Magic Hour confirmed the job, so the next start delivers it. Otherwise nobody can
         promise a result: the create's outcome is unknown and its credits are held.
         """
-
-
-def is_input_fetch_failure(error: BaseException) -> bool:
-    """Magic Hour could not download an input, e.g. a Discord CDN URL that expired."""
-    if isinstance(error, JobFailedError):
-        text = f"{error.code} {error.message}".lower()
-    elif isinstance(error, BadRequestError | UnprocessableEntityError):
-        text = error.message.lower()
-    else:
-        return False
-    return any(word in text for word in ("fetch", "download", "retriev", "access the", "invalid_input", "url"))
 
 
 class JobRunner:
@@ -319,15 +307,12 @@ class JobRunner:
             await asyncio.shield(self.ledger.mark_unknown(request.interaction_id, error=CREATE_CUT_SHORT))
             log.warning("create cut short by shutdown; the job is held %s", request.log_context())
             raise
-        except (JobMayExistError, InternalServerError) as error:
-            if isinstance(error, InternalServerError) and error.status in (502, 503):
-                await self.ledger.release(request.interaction_id, error=str(error))
-                raise
-            # The request reached Magic Hour and the job may exist: keep the credits counted until resolved.
-            await self.ledger.mark_unknown(request.interaction_id, error=str(error))
-            raise
-        except (APIStatusError, APIConnectionError):
-            await self.ledger.release(request.interaction_id, error="Magic Hour refused the job")
+        except Exception as error:
+            if create_may_have_happened(error):
+                # The request may have reached Magic Hour: keep the credits counted ("held") until resolved.
+                await self.ledger.mark_unknown(request.interaction_id, error=str(error)[:500])
+            else:
+                await self.ledger.release(request.interaction_id, error=f"Magic Hour refused the job: {error}"[:500])
             raise
         await self.ledger.mark_submitted(
             request.interaction_id, project_id=created.id, credits_charged=created.credits_charged
@@ -358,8 +343,14 @@ class JobRunner:
 
     async def _finish(self, request: JobRequest, project: ImageProject, events: JobEvents) -> JobResult:
         file: DownloadedFile | None = None
+        too_large = False
         try:
-            file = await self.client.v1.image_projects.download(project, max_bytes=self.max_output_bytes)
+            file = await self.client.v1.image_projects.download(project, max_bytes=self._download_cap(request))
+        except OutputTooLargeError as error:
+            too_large = True
+            log.info(
+                "the result is too large to upload, sending the link %s: %s", request.log_context(project.id), error
+            )
         except MagicHourError as error:
             log.warning("download failed, the link is delivered instead %s: %s", request.log_context(project.id), error)
         usage: Usage | None = None
@@ -367,7 +358,9 @@ class JobRunner:
             usage = await self.ledger.usage(request.guild_id, user_id=request.user_id)
         except Exception:
             log.exception("could not read the usage; delivering without it %s", request.log_context(project.id))
-        result = JobResult(project=project, file=file, credits_charged=project.credits_charged, usage=usage)
+        result = JobResult(
+            project=project, file=file, credits_charged=project.credits_charged, usage=usage, too_large=too_large
+        )
         delivered = False
         try:
             delivered = await events.deliver(result)
@@ -392,6 +385,11 @@ class JobRunner:
         log.info("job complete %s credits_charged=%d", request.log_context(project.id), project.credits_charged)
         await self._notify_settled(request.guild_id)
         return result
+
+    def _download_cap(self, request: JobRequest) -> int | None:
+        """Never fetch more than the reply could carry: past that only the link is of use."""
+        caps = [cap for cap in (self.max_output_bytes, request.upload_limit) if cap is not None]
+        return min(caps) if caps else None
 
     async def _settle_failed(self, request: JobRequest, error: JobFailedError) -> None:
         charged = error.project.credits_charged if error.project is not None else 0

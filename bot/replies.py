@@ -13,6 +13,7 @@ from bot.jobs import JobCancelled, JobResult, MemberBusy, ShuttingDown, StillRun
 from bot.ledger import LimitExceeded, Period, Usage
 from bot.magic_hour import (
     APIConnectionError,
+    APIResponseValidationError,
     AuthenticationError,
     BadRequestError,
     InsufficientCreditsError,
@@ -24,6 +25,7 @@ from bot.magic_hour import (
     ProjectStatus,
     RateLimitError,
     UnprocessableEntityError,
+    create_may_have_happened,
 )
 
 PERIOD_WORDS: dict[Period, str] = {
@@ -87,7 +89,7 @@ def success(result: JobResult, *, attached: bool, reason: str | None = None) -> 
     if download is None:
         return text + "\nThe result could not be fetched; ask the bot owner to check the logs."
     if reason is None:
-        reason = "too large to upload here" if result.file is not None else "not attached"
+        reason = "too large to upload here" if result.too_large or result.file is not None else "not attached"
     expires = timestamp(download.expires_at)
     return f"{text}\nThe image is {reason}: download it from {download.url} (the link expires {expires})."
 
@@ -143,8 +145,8 @@ def failure(error: BaseException) -> str:
             return (
                 "🔧 The bot is misconfigured and can't use Magic Hour right now. Please ask the bot owner to check it."
             )
-        case JobMayExistError() | InternalServerError() if not isinstance(error, InternalServerError) or (
-            error.status not in (502, 503)
+        case JobMayExistError() | APIResponseValidationError() | InternalServerError() | APIConnectionError() if (
+            create_may_have_happened(error)
         ):
             return (
                 "⚠️ Magic Hour didn't answer in time, so the bot can't tell whether your job started. "

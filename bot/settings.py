@@ -16,6 +16,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from bot.ledger.periods import Period
+from bot.magic_hour.urls import validate_base_url
 
 
 class SettingsError(Exception):
@@ -139,7 +140,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     try:
         base_url = validate_base_url(base_url)
     except ValueError as error:
-        raise SettingsError("MAGIC_HOUR_BASE_URL", str(error)) from None
+        problem = str(error).removeprefix("MAGIC_HOUR_BASE_URL").lstrip(" :")
+        raise SettingsError("MAGIC_HOUR_BASE_URL", problem) from None
 
     log_level = (raw("log_level") or default("log_level")).upper()
     if log_level not in LOG_LEVELS:
@@ -193,20 +195,3 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def validate_base_url(url: str) -> str:
-    """https only, except on this machine: the API key travels in every request's headers."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    is_loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
-    if parts.scheme == "https" and host:
-        return url.rstrip("/")
-    if parts.scheme == "http" and is_loopback:
-        return url.rstrip("/")
-    if parts.scheme == "http":
-        raise ValueError(f"must start with https:// (http:// is allowed only for 127.0.0.1), got {url!r}.")
-    raise ValueError(f"must start with https://, got {url!r}.")

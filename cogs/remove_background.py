@@ -121,6 +121,7 @@ class RemoveBackground(commands.Cog):
             name=name or self._default_name(interaction),
             application_id=interaction.application_id,
             interaction_token=interaction.token,
+            upload_limit=interaction.filesize_limit,
         )
         await runner.run(request, InteractionEvents(bot, runner, interaction, inputs[0].filename), refresh)
 

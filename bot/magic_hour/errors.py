@@ -9,10 +9,28 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .models import ImageProject
+
+class ProjectFailure(Protocol):
+    @property
+    def code(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+class FinishedProject(Protocol):
+    """What an error needs of a project; `models.ImageProject` is one, and errors never import models."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> Any: ...
+    @property
+    def error(self) -> ProjectFailure | None: ...
+    @property
+    def credits_charged(self) -> int: ...
+
 
 # Magic Hour's docs: "502: if it failed before returning a project id, no job was created"; a 503 is
 # refused at the door. Every other 5xx answer to a create may come after the job was made.
@@ -135,7 +153,7 @@ class JobMayExistError(APIConnectionError):
 class JobFailedError(MagicHourError):
     """The project ended in `error` or `canceled`; `.code`/`.message` come from the project's error."""
 
-    def __init__(self, project: ImageProject) -> None:
+    def __init__(self, project: FinishedProject) -> None:
         if project.error is not None:
             code, message = project.error.code, project.error.message
         else:

@@ -52,6 +52,7 @@ class RecordingEvents(JobEvents):
         self.probed: Any = None
         self.delivered_bytes: bytes | None = None
         self.ended = asyncio.Event()  # deliver or failed was called
+        self.handed_over = asyncio.Event()  # deliver has done all it does (probe included)
 
     @property
     def names(self) -> list[str]:
@@ -89,6 +90,7 @@ class RecordingEvents(JobEvents):
         if self.probe is not None:
             self.probed = await self.probe()
         self.ended.set()
+        self.handed_over.set()
         if self.deliver_error is not None:
             raise self.deliver_error
         return True

@@ -47,7 +47,8 @@ class DiscordHarness:
     """Runs a real discord.py bot against `FakeDiscordAPI` without a gateway.
 
     Entering starts the fake, points `Route.BASE` at it, and logs the bot in (which runs `setup_hook`).
-    Leaving closes the bot, restores `Route.BASE` and stops the fake. One harness at a time per process.
+    Leaving closes the bot, restores `Route.BASE` and stops the fake, failing the test if the bot sent
+    anything Discord's OpenAPI description forbids (see `api.violations`). One harness at a time per process.
     """
 
     def __init__(
@@ -117,10 +118,10 @@ class DiscordHarness:
             self.bot.dispatch("ready")
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._teardown()
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        await self._teardown(check=exc_type is None)  # an exception in flight says more than violations
 
-    async def _teardown(self) -> None:
+    async def _teardown(self, *, check: bool = False) -> None:
         tree = getattr(self.bot, "tree", None)
         if tree is not None and "on_error" in vars(tree):
             if self._tree_on_error is _UNSET:
@@ -139,7 +140,7 @@ class DiscordHarness:
                 discord.http.Route.BASE, discord.webhook.async_.Route.BASE = self._saved_bases
                 self._saved_bases = None
             if self._owns_api:
-                await self.api.close()
+                await self.api.close(check=check)
 
     def _watch_tree_errors(self) -> None:
         """Record every app-command error (still handled by the bot's own on_error) so tests can see it."""

@@ -23,6 +23,7 @@ from referencing.jsonschema import DRAFT202012
 
 SPEC_PATH = Path(__file__).parents[1] / "contracts/discord-openapi.json"
 _URI = "urn:discord-openapi"
+INVALID_FORM_BODY = 50035
 _SNOWFLAKE = {"anyOf": [{"type": "string", "pattern": "^(0|[1-9][0-9]*)$"}, {"type": "integer", "minimum": 0}]}
 
 
@@ -90,30 +91,32 @@ class DiscordContract:
         """Discord-style nested `errors` ({} when valid) for one request, and the operation it matched."""
         found = self.operation(method, path)
         if found is None:
-            return None, {"_errors": [{"code": "UNKNOWN_ROUTE", "message": f"{method} {path} is not in the API"}]}
+            return None, {"_errors": [{"code": INVALID_FORM_BODY, "message": f"{method} {path} is not in the API"}]}
         op, path_args = found
         errors: dict[str, Any] = {}
         declared = {(p["in"], p["name"]): (at, p) for at, p in op.params}
         for name in query:
             if ("query", name) not in declared:
-                _add(errors, [name], "UNKNOWN_QUERY_PARAMETER", f"{name} is not a parameter of {op.template}")
+                _add(errors, [name], f"{name} is not a parameter of {op.template}")
         for (where, name), (at, param) in declared.items():
             given = path_args.get(name) if where == "path" else query.get(name)
             if given is not None:
-                self._collect(errors, f"{at}/schema", _coerce(given, param["schema"]), [name])
+                for field, message in self._problems(f"{at}/schema", _coerce(given, param["schema"])):
+                    _add(errors, [name, *field], message)
             elif param.get("required") and where != "path":
-                _add(errors, [name], "BASE_TYPE_REQUIRED", "This field is required")
+                _add(errors, [name], "This field is required")
         if op.body is not None:
             kind = "multipart/form-data" if content_type.startswith("multipart/") else "application/json"
             if kind not in op.body.get("content", {}):
-                _add(errors, [], "CONTENT_TYPE_INVALID", f"{op.template} does not take {kind}")
+                _add(errors, [], f"{op.template} does not take {kind}")
             elif body is None:
                 if op.body.get("required"):
-                    _add(errors, [], "BASE_TYPE_REQUIRED", "This request needs a body")
+                    _add(errors, [], "This request needs a body")
             else:
-                self._collect(errors, f"{op.pointer}/requestBody/content/{_escape(kind)}/schema", body, [])
+                for field, message in self._problems(f"{op.pointer}/requestBody/content/{_escape(kind)}/schema", body):
+                    _add(errors, field, message)
         elif body is not None:
-            _add(errors, [], "UNEXPECTED_BODY", f"{op.template} takes no body")
+            _add(errors, [], f"{op.template} takes no body")
         return op, errors
 
     # -- responses ------------------------------------------------------------------------------------
@@ -131,9 +134,8 @@ class DiscordContract:
             listed = self._resolve(pointer)
         if "application/json" not in listed.get("content", {}):
             return [] if body is None else [f"{status} has no body in the spec"]
-        errors: dict[str, Any] = {}
-        self._collect(errors, f"{pointer}/content/application~1json/schema", body, [])
-        return _flatten(errors)
+        problems = self._problems(f"{pointer}/content/application~1json/schema", body)
+        return [f"{'/'.join(field) or '<body>'}: {message}" for field, message in problems]
 
     # -- plumbing -------------------------------------------------------------------------------------
 
@@ -143,19 +145,21 @@ class DiscordContract:
             node = node[token.replace("~1", "/").replace("~0", "~")]
         return node
 
-    def _collect(self, errors: dict[str, Any], pointer: str, instance: Any, prefix: list[str]) -> None:
+    def _problems(self, pointer: str, instance: Any) -> list[tuple[list[str], str]]:
+        """(field path, message) for each way `instance` breaks the schema at `pointer`."""
         validator = self._validators.get(pointer)
         if validator is None:
             ref = {"$ref": f"{_URI}#{quote(pointer, safe='/~@')}"}
             validator = jsonschema.Draft202012Validator(ref, registry=self._registry)
             self._validators[pointer] = validator
+        out = []
         for error in validator.iter_errors(instance):
             best = _deepest(error)
-            where = [*prefix, *(str(p) for p in best.absolute_path)]
-            if best.validator == "maxLength":
-                _add(errors, where, "BASE_TYPE_MAX_LENGTH", f"Must be {best.validator_value} or fewer in length.")
-            else:
-                _add(errors, where, f"SCHEMA_{str(best.validator).upper()}", _short(best))
+            message = (
+                f"Must be {best.validator_value} or fewer in length." if best.validator == "maxLength" else _short(best)
+            )
+            out.append(([str(p) for p in best.absolute_path], message))
+        return out
 
 
 def _segment(part: str) -> str:
@@ -196,11 +200,12 @@ def _short(error: jsonschema.exceptions.ValidationError) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _add(errors: dict[str, Any], where: list[str], code: str, message: str) -> None:
+def _add(errors: dict[str, Any], where: list[str], message: str) -> None:
+    """Discord's nested error shape; the spec types a field error's `code` as an integer."""
     node = errors
     for key in where:
         node = node.setdefault(key, {})
-    node.setdefault("_errors", []).append({"code": code, "message": message})
+    node.setdefault("_errors", []).append({"code": INVALID_FORM_BODY, "message": message})
 
 
 def _flatten(errors: dict[str, Any], prefix: str = "") -> list[str]:

@@ -14,7 +14,6 @@ import copy
 import hashlib
 import json
 import re
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
 from tests.fakes.discord_contract import contract, describe
@@ -145,29 +143,6 @@ def default_failure_body(status: int, path: str, retry_after: float) -> Any:
     if status >= 500:
         return {"message": f"{status}: Server Error", "code": 0}
     return {"message": "Bad Request", "code": 0}
-
-
-class LoopbackOnlyResolver(AbstractResolver):
-    """Makes any attempt of the bot to reach the internet (e.g. the real CDN) fail fast and loudly."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if host != "localhost":
-            raise OSError(f"the Discord harness blocks {host!r}: tests only reach 127.0.0.1")
-        return [
-            ResolveResult(
-                hostname=host,
-                host="127.0.0.1",
-                port=port,
-                family=socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 Handler = Callable[[RecordedRequest, re.Match[str]], Awaitable[tuple[int, Any]]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -18,6 +19,7 @@ import aiohttp
 import discord
 import discord.http
 import discord.webhook.async_
+from aiohttp.abc import AbstractResolver, ResolveResult
 from discord import app_commands
 
 from tests.fakes.discord_api import (
@@ -25,7 +27,6 @@ from tests.fakes.discord_api import (
     APPLICATION_COMMAND,
     MESSAGE_COMPONENT,
     FakeDiscordAPI,
-    LoopbackOnlyResolver,
     RecordedRequest,
 )
 from tests.fakes.interactions import (
@@ -41,6 +42,29 @@ from tests.fakes.interactions import (
     resolve_options,
     snowflake,
 )
+
+
+class LoopbackOnlyResolver(AbstractResolver):
+    """Makes any attempt of the bot to reach the internet (e.g. the real CDN) fail fast and loudly."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host != "localhost":
+            raise OSError(f"the Discord harness blocks {host!r}: tests only reach 127.0.0.1")
+        return [
+            ResolveResult(
+                hostname=host,
+                host="127.0.0.1",
+                port=port,
+                family=socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
+
+    async def close(self) -> None:
+        return None
 
 
 class DiscordHarness:

@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from tests.fakes.discord_api import EPHEMERAL, LOADING
+from tests.fakes.discord_contract import contract
 from tests.fakes.discord_harness import DiscordHarness
 from tests.fakes.interactions import (
     ATTACHMENT_SIZE_LIMIT,
@@ -312,3 +313,151 @@ async def test_misspelt_option_is_caught_before_dispatch(harness: DiscordHarness
     payload = harness.slash_command("credits", {"limt": 5}, subcommand="set-limit", user=admin, validate=False)
     harness.dispatch(payload)
     assert isinstance(await harness.wait_for_error(), app_commands.CommandSignatureMismatch)
+
+
+# -- what the fake enforces, each shown failing ----------------------------------------------------------
+
+
+class ManualClock:
+    """The fake's clock, moved by hand: tokens expire without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def raw(harness: DiscordHarness, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    """A request straight to the fake, as a misbehaving client would send it."""
+    headers = {"Authorization": f"Bot {harness.token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, harness.api.api_base + path, headers=headers, **kwargs) as response,
+    ):
+        return response.status, await response.json() if response.status != 204 else None
+
+
+def registered(harness: DiscordHarness, **options: Any) -> dict[str, Any]:
+    payload = harness.slash_command("remove-background", {"image": make_attachment()}, **options)
+    harness.api.register_interaction(payload)
+    return payload
+
+
+def callback_path(payload: dict[str, Any]) -> str:
+    return f"/interactions/{payload['id']}/{payload['token']}/callback"
+
+
+async def test_acknowledging_after_three_seconds_finds_the_interaction_gone() -> None:
+    clock = ManualClock()
+    async with DiscordHarness(TinyBot(), clock=clock) as harness:
+        payload = registered(harness)
+        clock.now += 3.5
+        assert await raw(harness, "POST", callback_path(payload), json={"type": 5}) == (
+            404,
+            {"message": "Unknown interaction", "code": 10062},
+        )
+        in_time = registered(harness)
+        clock.now += 2.9
+        assert (await raw(harness, "POST", callback_path(in_time), json={"type": 5}))[0] == 204
+
+
+async def test_a_second_acknowledgement_is_refused(harness: DiscordHarness) -> None:
+    payload = registered(harness)
+    assert (await raw(harness, "POST", callback_path(payload), json={"type": 5}))[0] == 204
+    assert await raw(harness, "POST", callback_path(payload), json={"type": 4, "data": {"content": "again"}}) == (
+        400,
+        {"message": "Interaction has already been acknowledged.", "code": 40060},
+    )
+
+
+async def test_webhook_token_expires_after_fifteen_minutes() -> None:
+    clock = ManualClock()
+    async with DiscordHarness(TinyBot(), clock=clock) as harness:
+        payload = registered(harness)
+        original = f"/webhooks/{harness.application_id}/{payload['token']}/messages/@original"
+        assert (await raw(harness, "POST", callback_path(payload), json={"type": 5}))[0] == 204
+        clock.now += 14 * 60
+        assert (await raw(harness, "PATCH", original, json={"content": "still fine"}))[0] == 200
+        clock.now += 2 * 60
+        assert await raw(harness, "PATCH", original, json={"content": "too late"}) == (
+            401,
+            {"message": "Invalid Webhook Token", "code": 50027},
+        )
+        followup = f"/webhooks/{harness.application_id}/{payload['token']}"
+        assert (await raw(harness, "POST", followup, json={"content": "too late"}))[0] == 401
+
+
+async def test_uploads_over_the_interactions_limit_are_too_large(harness: DiscordHarness) -> None:
+    payload = registered(harness, attachment_size_limit=1000)
+    assert (await raw(harness, "POST", callback_path(payload), json={"type": 5}))[0] == 204
+    form = aiohttp.FormData()
+    form.add_field("payload_json", '{"attachments": [{"id": 0, "filename": "a.png"}, {"id": 1, "filename": "b.png"}]}')
+    form.add_field("files[0]", b"x" * 600, filename="a.png")  # each part fits, together they do not
+    form.add_field("files[1]", b"x" * 600, filename="b.png")
+    original = f"/webhooks/{harness.application_id}/{payload['token']}/messages/@original"
+    assert await raw(harness, "PATCH", original, data=form) == (
+        413,
+        {"message": "Request entity too large", "code": 40005},
+    )
+
+
+async def test_channel_posts_are_limited_to_ten_mebibytes(harness: DiscordHarness) -> None:
+    channel = harness.bot.get_partial_messageable(harness.channel_id)
+    with pytest.raises(discord.HTTPException) as refused:
+        await channel.send(file=discord.File(io.BytesIO(bytes(ATTACHMENT_SIZE_LIMIT + 1)), "big.bin"))
+    assert (refused.value.status, refused.value.code) == (413, 40005)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": 4, "data": {"content": "x" * 2001}}, ["data", "content"]),
+        ({"type": 99}, ["type"]),
+    ],
+)
+async def test_a_body_the_spec_forbids_is_refused_and_recorded(
+    harness: DiscordHarness, body: dict[str, Any], field: list[str]
+) -> None:
+    payload = registered(harness)
+    status, answer = await raw(harness, "POST", callback_path(payload), json=body)
+    assert (status, answer["code"], answer["message"]) == (400, 50035, "Invalid Form Body")
+    node = answer["errors"]
+    for key in field:
+        node = node[key]
+    assert node["_errors"]
+    assert harness.api.interactions[int(payload["id"])].response_type is None  # nothing happened
+    [violation] = harness.api.violations
+    assert violation.startswith(f"POST {callback_path(payload)}: {'/'.join(field)}: ")
+    with pytest.raises(AssertionError, match="off-contract traffic"):
+        await harness.api.close()
+    harness.api.violations.clear()
+
+
+async def test_a_route_discord_does_not_have_is_a_violation(harness: DiscordHarness) -> None:
+    status, answer = await raw(harness, "POST", f"/channels/{harness.channel_id}/typo")
+    assert (status, answer["code"]) == (400, 50035)
+    assert harness.api.violations == [
+        f"POST /channels/{harness.channel_id}/typo: <body>: POST /channels/{harness.channel_id}/typo is not in the API"
+    ]
+    harness.api.violations.clear()
+
+
+async def test_the_fakes_answers_validate_against_the_spec(harness: DiscordHarness) -> None:
+    await harness.run(harness.slash_command("remove-background", {"image": make_attachment()}))
+    posted = await harness.bot.get_partial_messageable(harness.channel_id).send("hi")
+    await harness.bot.get_partial_messageable(harness.channel_id).fetch_message(posted.id)
+    answered = [r for r in harness.requests if r.response is not None]
+    assert {r.path.split("/")[1] for r in answered} >= {"users", "oauth2", "interactions", "webhooks", "channels"}
+    for request in answered:
+        found = contract().operation(request.method, request.path)
+        assert found is not None
+        assert contract().response_errors(found[0], request.status, request.response) == [], request
+    assert harness.api.violations == []
+
+
+def test_the_contract_catches_a_wrong_answer() -> None:
+    op, _ = contract().operation("GET", "/users/@me") or (None, None)
+    assert op is not None
+    assert contract().response_errors(op, 200, {"id": "1", "username": "x"})  # missing required fields
+    assert contract().response_errors(op, 404, {"message": "Unknown User"}) == ["<body>: 'code' is a required property"]

@@ -1,8 +1,10 @@
 """A fake Discord REST API on 127.0.0.1 that answers like Discord and records every request.
 
 Only the far side is fake: the bot under test talks to it over real HTTP through discord.py, so tests
-assert on what the bot really sent (callbacks, edits, multipart uploads, channel posts). The harness
-that logs a bot in against it and feeds it interactions is in `discord_harness.py`.
+assert on what the bot really sent (callbacks, edits, multipart uploads, channel posts). Every request is
+checked against Discord's OpenAPI description (`discord_contract.py`) and every answer too; the limits the
+bot's design depends on are enforced: 3 s to acknowledge, once; 15 min per interaction token; upload sizes.
+The harness that logs a bot in against it and feeds it interactions is in `discord_harness.py`.
 """
 
 from __future__ import annotations
@@ -12,18 +14,17 @@ import copy
 import hashlib
 import json
 import re
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
+from tests.fakes.discord_contract import contract, describe
 from tests.fakes.interactions import (
     ATTACHMENT_SIZE_LIMIT,
     DISCORD_CDN,
@@ -45,11 +46,12 @@ API_PREFIX = "/api/v10"
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 SENDABLE_FLAGS = (1 << 2) | EPHEMERAL | (1 << 12) | (1 << 15)  # suppress embeds, ephemeral, silent, components v2
-MAX_CONTENT = 2000
+ACK_WINDOW_S = 3.0  # an interaction not acknowledged by then is gone for good
+TOKEN_LIFETIME_S = 15 * 60  # the interaction webhook token
 
 # Interaction callback types.
 CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE = 4, 5, 6, 7
-AUTOCOMPLETE_RESULT, MODAL = 8, 9
+MODAL = 9
 APPLICATION_COMMAND, MESSAGE_COMPONENT = 2, 3
 
 _UNSET: Any = object()
@@ -105,7 +107,6 @@ class InteractionRecord:
     response_type: int | None = None
     acknowledged_at: float | None = None
     original_message_id: int | None = None
-    followup_ids: list[int] = field(default_factory=list)
     expired: bool = False
 
     @property
@@ -123,15 +124,10 @@ class DiscordError(Exception):
             self.body["errors"] = errors
 
 
-def _too_long(field_name: str, limit: int) -> DiscordError:
-    detail = {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {limit} or fewer in length."}
-    return DiscordError(400, "Invalid Form Body", 50035, {field_name: {"_errors": [detail]}})
-
-
 def default_failure_body(status: int, path: str, retry_after: float) -> Any:
     """What Discord answers for each status, so injected failures look like the real ones."""
     if status == 429:
-        return {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
+        return {"message": "You are being rate limited.", "retry_after": retry_after, "global": False, "code": 0}
     if status == 401:
         return {"message": "401: Unauthorized", "code": 0}
     if status == 403:
@@ -147,29 +143,6 @@ def default_failure_body(status: int, path: str, retry_after: float) -> Any:
     if status >= 500:
         return {"message": f"{status}: Server Error", "code": 0}
     return {"message": "Bad Request", "code": 0}
-
-
-class LoopbackOnlyResolver(AbstractResolver):
-    """Makes any attempt of the bot to reach the internet (e.g. the real CDN) fail fast and loudly."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if host != "localhost":
-            raise OSError(f"the Discord harness blocks {host!r}: tests only reach 127.0.0.1")
-        return [
-            ResolveResult(
-                hostname=host,
-                host="127.0.0.1",
-                port=port,
-                family=socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 Handler = Callable[[RecordedRequest, re.Match[str]], Awaitable[tuple[int, Any]]]
@@ -195,6 +168,7 @@ class FakeDiscordAPI:
         self.local_cdn = local_cdn
         self.clock = clock
         self.requests: list[RecordedRequest] = []
+        self.violations: list[str] = []  # requests Discord's description forbids, and answers it does not allow
         self.messages: dict[int, dict[str, Any]] = {}
         self.channels: dict[int, dict[str, Any]] = {}
         self.interactions: dict[int, InteractionRecord] = {}
@@ -217,10 +191,13 @@ class FakeDiscordAPI:
         self._server = TestServer(app, host="127.0.0.1", port=0)
         await self._server.start_server()
 
-    async def close(self) -> None:
+    async def close(self, *, check: bool = True) -> None:
+        """Stop serving; then fail if the bot sent (or the fake answered) anything off-contract."""
         if self._server is not None:
             await self._server.close()
             self._server = None
+        if check and self.violations:
+            raise AssertionError("fake Discord: off-contract traffic:\n" + "\n".join(self.violations))
 
     @property
     def base_url(self) -> str:
@@ -275,7 +252,7 @@ class FakeDiscordAPI:
         self._failures.append(InjectedFailure(method, path_regex, status, body, extra, times))
 
     def expire_interaction(self, interaction_id: int) -> None:
-        """The token ran out (3 s to acknowledge, 15 min for the webhook): later calls fail like Discord's."""
+        """The token ran out now, whatever the clock says: later calls fail like Discord's."""
         self.interactions[interaction_id].expired = True
 
     def revoke_cdn_links(self) -> None:
@@ -414,11 +391,23 @@ class FakeDiscordAPI:
             at=arrived,
         )
         self.requests.append(record)
+        is_api = raw_path.startswith(API_PREFIX)
+        operation, errors = (
+            contract().request_errors(record.method, path, record.query, body_json, request.content_type)
+            if is_api
+            else (None, {})
+        )
         try:
-            response = self._respond(record, raw_path.startswith(API_PREFIX))
-            status, body, headers = await response
+            if errors:
+                self.violations.append(f"{record.method} {path}: {describe(errors)}")
+                raise DiscordError(400, "Invalid Form Body", 50035, errors)
+            status, body, headers = await self._respond(record, is_api)
         except DiscordError as error:
             status, body, headers = error.status, error.body, {}
+        if operation is not None and not isinstance(body, bytes):
+            wrong = contract().response_errors(operation, status, body)
+            if wrong:  # a bug in the fake: the answer still goes out, and `close()` fails the test
+                self.violations.append(f"fake answered {record.method} {path} -> {status} off-contract: {wrong}")
         record.status, record.response = status, body
         await self.notify()
         if status == 204 or body is None:
@@ -473,40 +462,23 @@ class FakeDiscordAPI:
 
     def _add_routes(self) -> None:
         snow, token = r"(?P<{}>\d+)", r"(?P<token>[^/]+)"
-        app = snow.format("app")
+        app, guild, cid = snow.format("app"), snow.format("guild"), snow.format("cid")
         table: list[tuple[str, str, bool, Handler]] = [
             ("GET", "/users/@me", True, self._get_me),
-            ("GET", "/oauth2/applications/@me", True, self._get_application),
+            ("GET", "/oauth2/applications/@me", True, self._get_application),  # discord.py's application_info()
+            ("GET", "/applications/@me", True, self._get_application),
             ("GET", f"/applications/{app}/commands", True, self._get_commands),
             ("PUT", f"/applications/{app}/commands", True, self._put_commands),
-            ("GET", f"/applications/{app}/guilds/{snow.format('guild')}/commands", True, self._get_commands),
-            ("PUT", f"/applications/{app}/guilds/{snow.format('guild')}/commands", True, self._put_commands),
+            ("GET", f"/applications/{app}/guilds/{guild}/commands", True, self._get_commands),
+            ("PUT", f"/applications/{app}/guilds/{guild}/commands", True, self._put_commands),
             ("POST", f"/interactions/{snow.format('iid')}/{token}/callback", False, self._callback),
             ("POST", f"/webhooks/{app}/{token}", False, self._followup),
-            ("GET", f"/webhooks/{app}/{token}/messages/(?P<mid>@original|\\d+)", False, self._webhook_get),
-            ("PATCH", f"/webhooks/{app}/{token}/messages/(?P<mid>@original|\\d+)", False, self._webhook_edit),
-            (
-                "DELETE",
-                f"/webhooks/{app}/{token}/messages/(?P<mid>@original|\\d+)",
-                False,
-                self._webhook_delete,
-            ),
-            ("GET", f"/channels/{snow.format('cid')}", True, self._get_channel),
-            ("POST", f"/channels/{snow.format('cid')}/typing", True, self._typing),
-            ("POST", f"/channels/{snow.format('cid')}/messages", True, self._channel_post),
-            ("GET", f"/channels/{snow.format('cid')}/messages/{snow.format('mid')}", True, self._channel_get),
-            (
-                "PATCH",
-                f"/channels/{snow.format('cid')}/messages/{snow.format('mid')}",
-                True,
-                self._channel_edit,
-            ),
-            (
-                "DELETE",
-                f"/channels/{snow.format('cid')}/messages/{snow.format('mid')}",
-                True,
-                self._channel_delete,
-            ),
+            ("GET", f"/webhooks/{app}/{token}/messages/@original", False, self._webhook_get),
+            ("PATCH", f"/webhooks/{app}/{token}/messages/@original", False, self._webhook_edit),
+            ("DELETE", f"/webhooks/{app}/{token}/messages/@original", False, self._webhook_delete),
+            ("GET", f"/channels/{cid}", True, self._get_channel),
+            ("POST", f"/channels/{cid}/messages", True, self._channel_post),
+            ("GET", f"/channels/{cid}/messages/{snow.format('mid')}", True, self._channel_get),
             ("POST", "/users/@me/channels", True, self._open_dm),
         ]
         self._routes = [(m, re.compile(p), auth, h) for m, p, auth, h in table]
@@ -524,16 +496,23 @@ class FakeDiscordAPI:
             "name": self.bot_user.username,
             "icon": None,
             "description": "",
+            "type": None,
             "bot_public": True,
             "bot_require_code_grant": False,
             "owner": self.owner.payload(),
             "verify_key": "0" * 64,
             "flags": 0,
-            "summary": "",
+            "flags_new": "0",
             "team": None,
             "bot": {**self.bot_user.payload(), "bot": True},
             "redirect_uris": [],
             "interactions_endpoint_url": None,
+            "role_connections_verification_url": None,
+            "approximate_guild_count": 1,
+            "approximate_user_install_count": 0,
+            "approximate_user_authorization_count": 0,
+            "explicit_content_filter": 0,
+            "eligible_oauth2_scopes": [],
         }
 
     def _command_scope(self, match: re.Match[str]) -> list[dict[str, Any]]:
@@ -570,7 +549,7 @@ class FakeDiscordAPI:
                 "type": 1,
                 "description": "",
                 "nsfw": False,
-                **command,
+                **{key: value for key, value in command.items() if value is not None},  # Discord fills defaults
             }
             if guild:
                 entry["guild_id"] = guild
@@ -586,13 +565,13 @@ class FakeDiscordAPI:
             raise DiscordError(404, "Unknown interaction", 10062)
         if interaction.response_type is not None:
             raise DiscordError(400, "Interaction has already been acknowledged.", 40060)
+        if record.at - interaction.dispatched_at > ACK_WINDOW_S:
+            raise DiscordError(404, "Unknown interaction", 10062)
         body = record.json if isinstance(record.json, dict) else {}
         kind, data = body.get("type"), body.get("data") or {}
         allowed = {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL}
-        if interaction.type == MESSAGE_COMPONENT or interaction.type == 5:
+        if interaction.type == MESSAGE_COMPONENT:
             allowed |= {DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE}
-        if interaction.type == 4:
-            allowed = {AUTOCOMPLETE_RESULT}
         if kind not in allowed:
             raise DiscordError(400, "Invalid Form Body", 50035, {"type": {"_errors": [{"code": "INVALID"}]}})
         message: dict[str, Any] | None = None
@@ -621,34 +600,31 @@ class FakeDiscordAPI:
         if record.query.get("with_response") not in ("1", "true", "True"):
             return 204, None
         response: dict[str, Any] = {"id": str(interaction.id), "type": interaction.type}
-        resource: dict[str, Any] = {"type": kind}
         if message is not None:
             response.update(
                 response_message_id=message["id"],
                 response_message_loading=kind == DEFERRED_CHANNEL_MESSAGE,
                 response_message_ephemeral=bool(int(message["flags"]) & EPHEMERAL),
             )
-            if kind != DEFERRED_UPDATE_MESSAGE:
-                resource["message"] = self.served(message)
-        return 200, {"interaction": response, "resource": resource}
+        if kind in (CHANNEL_MESSAGE, UPDATE_MESSAGE) and message is not None:  # the only documented resources
+            return 200, {"interaction": response, "resource": {"type": kind, "message": self.served(message)}}
+        return 200, {"interaction": response}
 
     def _interaction_for(self, match: re.Match[str]) -> InteractionRecord:
         interaction = self._by_token.get(match["token"])
-        if interaction is None or int(match["app"]) != interaction.payload_app or interaction.expired:
+        if (
+            interaction is None
+            or int(match["app"]) != interaction.payload_app
+            or interaction.expired
+            or self.clock() - interaction.dispatched_at > TOKEN_LIFETIME_S
+        ):
             raise DiscordError(401, "Invalid Webhook Token", 50027)
         if interaction.response_type is None:
             raise DiscordError(404, "Unknown Webhook", 10015)
         return interaction
 
-    def _webhook_message(self, interaction: InteractionRecord, mid: str) -> dict[str, Any]:
-        message_id = interaction.original_message_id if mid == "@original" else int(mid)
-        if message_id is None or (
-            mid != "@original"
-            and message_id not in interaction.followup_ids
-            and message_id != interaction.original_message_id
-        ):
-            raise DiscordError(404, "Unknown Message", 10008)
-        message = self.messages.get(message_id)
+    def _original(self, interaction: InteractionRecord) -> dict[str, Any]:
+        message = self.messages.get(interaction.original_message_id or 0)
         if message is None:
             raise DiscordError(404, "Unknown Message", 10008)
         return message
@@ -662,20 +638,19 @@ class FakeDiscordAPI:
             interaction=interaction,
             followup=True,
         )
-        interaction.followup_ids.append(int(message["id"]))
         return 200, self.served(message)  # for interaction followups `wait` is always true
 
     async def _webhook_get(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
-        return 200, self.served(self._webhook_message(self._interaction_for(match), match["mid"]))
+        return 200, self.served(self._original(self._interaction_for(match)))
 
     async def _webhook_edit(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
         interaction = self._interaction_for(match)
-        message = self._webhook_message(interaction, match["mid"])
+        message = self._original(interaction)
         self._edit_message(message, record.json or {}, record.files, interaction)
         return 200, self.served(message)
 
     async def _webhook_delete(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
-        message = self._webhook_message(self._interaction_for(match), match["mid"])
+        message = self._original(self._interaction_for(match))
         del self.messages[int(message["id"])]
         return 204, None
 
@@ -697,10 +672,6 @@ class FakeDiscordAPI:
     async def _get_channel(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
         return 200, copy.deepcopy(self._channel(match))
 
-    async def _typing(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
-        self._channel(match)
-        return 204, None
-
     async def _channel_post(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
         channel = self._channel(match)
         body = dict(record.json or {})
@@ -709,17 +680,6 @@ class FakeDiscordAPI:
 
     async def _channel_get(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
         return 200, self.served(self._channel_message(match))
-
-    async def _channel_edit(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
-        message = self._channel_message(match)
-        if message["author"]["id"] != str(self.bot_user.id):
-            raise DiscordError(403, "Cannot edit a message authored by another user", 50005)
-        self._edit_message(message, record.json or {}, record.files, None)
-        return 200, self.served(message)
-
-    async def _channel_delete(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
-        del self.messages[int(self._channel_message(match)["id"])]
-        return 204, None
 
     async def _open_dm(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
         recipient = str((record.json or {}).get("recipient_id", ""))
@@ -736,11 +696,11 @@ class FakeDiscordAPI:
         self, channel_id: int, body: dict[str, Any], files: list[UploadedFile], limit: int, *, ephemeral: bool
     ) -> list[dict[str, Any]]:
         """Turn `files[n]` parts into attachment objects, with metadata from the `attachments` entries."""
-        described = {str(a.get("id")): a for a in body.get("attachments", []) if isinstance(a, dict)}
+        if sum(len(upload.data) for upload in files) > limit:
+            raise DiscordError(413, "Request entity too large", 40005)
+        described = {str(a.get("id")): a for a in body.get("attachments") or [] if isinstance(a, dict)}
         out = []
         for index, upload in enumerate(files):
-            if len(upload.data) > limit:
-                raise DiscordError(413, "Request entity too large", 40005)
             meta = described.get(str(index), {})
             filename = meta.get("filename") or upload.filename
             dims = png_size(upload.data)
@@ -772,8 +732,6 @@ class FakeDiscordAPI:
         allow_empty: bool = False,
     ) -> dict[str, Any]:
         content = body.get("content") or ""
-        if len(content) > MAX_CONTENT:
-            raise _too_long("content", MAX_CONTENT)
         flags = int(body.get("flags") or 0)
         if flags & ~(SENDABLE_FLAGS | LOADING):
             raise DiscordError(400, "Invalid Form Body", 50035, {"flags": {"_errors": [{"code": "INVALID"}]}})
@@ -801,7 +759,7 @@ class FakeDiscordAPI:
             attachments=attachments,
             flags=flags,
             type=kind,
-            components=body.get("components"),
+            components=_numbered(body.get("components")),
             embeds=body.get("embeds"),
             **extra,
         )
@@ -817,13 +775,11 @@ class FakeDiscordAPI:
     ) -> None:
         """PATCH semantics: only given fields change; `attachments` lists the existing ones to keep."""
         if "content" in body:
-            content = body["content"] or ""
-            if len(content) > MAX_CONTENT:
-                raise _too_long("content", MAX_CONTENT)
-            message["content"] = content
-        for key in ("embeds", "components"):
-            if key in body:
-                message[key] = body[key] or []
+            message["content"] = body["content"] or ""
+        if "embeds" in body:
+            message["embeds"] = body["embeds"] or []
+        if "components" in body:
+            message["components"] = _numbered(body["components"])
         flags = int(message["flags"])
         if "flags" in body and body["flags"] is not None:
             flags = (flags & EPHEMERAL) | (int(body["flags"]) & SENDABLE_FLAGS & ~EPHEMERAL)
@@ -836,6 +792,22 @@ class FakeDiscordAPI:
         uploads = self._uploads(int(message["channel_id"]), body, files, limit, ephemeral=bool(flags & EPHEMERAL))
         message["attachments"] = existing + uploads
         message["edited_timestamp"] = iso_now()
+
+
+def _numbered(components: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Discord gives every component without one a numeric `id`, counting through the message."""
+    counter = iter(range(1, 1000))
+
+    def number(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for item in items:
+            item = {"id": next(counter), **{k: v for k, v in item.items() if v is not None}}
+            if "components" in item:
+                item["components"] = number(item["components"])
+            out.append(item)
+        return out
+
+    return number(components or [])
 
 
 def interaction_channel(interaction: InteractionRecord) -> int:

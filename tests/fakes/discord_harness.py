@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -18,6 +19,7 @@ import aiohttp
 import discord
 import discord.http
 import discord.webhook.async_
+from aiohttp.abc import AbstractResolver, ResolveResult
 from discord import app_commands
 
 from tests.fakes.discord_api import (
@@ -25,7 +27,6 @@ from tests.fakes.discord_api import (
     APPLICATION_COMMAND,
     MESSAGE_COMPONENT,
     FakeDiscordAPI,
-    LoopbackOnlyResolver,
     RecordedRequest,
 )
 from tests.fakes.interactions import (
@@ -43,11 +44,35 @@ from tests.fakes.interactions import (
 )
 
 
+class LoopbackOnlyResolver(AbstractResolver):
+    """Makes any attempt of the bot to reach the internet (e.g. the real CDN) fail fast and loudly."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host != "localhost":
+            raise OSError(f"the Discord harness blocks {host!r}: tests only reach 127.0.0.1")
+        return [
+            ResolveResult(
+                hostname=host,
+                host="127.0.0.1",
+                port=port,
+                family=socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
 class DiscordHarness:
     """Runs a real discord.py bot against `FakeDiscordAPI` without a gateway.
 
     Entering starts the fake, points `Route.BASE` at it, and logs the bot in (which runs `setup_hook`).
-    Leaving closes the bot, restores `Route.BASE` and stops the fake. One harness at a time per process.
+    Leaving closes the bot, restores `Route.BASE` and stops the fake, failing the test if the bot sent
+    anything Discord's OpenAPI description forbids (see `api.violations`). One harness at a time per process.
     """
 
     def __init__(
@@ -117,10 +142,10 @@ class DiscordHarness:
             self.bot.dispatch("ready")
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._teardown()
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        await self._teardown(check=exc_type is None)  # an exception in flight says more than violations
 
-    async def _teardown(self) -> None:
+    async def _teardown(self, *, check: bool = False) -> None:
         tree = getattr(self.bot, "tree", None)
         if tree is not None and "on_error" in vars(tree):
             if self._tree_on_error is _UNSET:
@@ -139,7 +164,7 @@ class DiscordHarness:
                 discord.http.Route.BASE, discord.webhook.async_.Route.BASE = self._saved_bases
                 self._saved_bases = None
             if self._owns_api:
-                await self.api.close()
+                await self.api.close(check=check)
 
     def _watch_tree_errors(self) -> None:
         """Record every app-command error (still handled by the bot's own on_error) so tests can see it."""

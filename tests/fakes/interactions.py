@@ -153,6 +153,8 @@ class User:
             "global_name": self.global_name if self.global_name is not None else self.username.title(),
             "avatar": self.avatar,
             "public_flags": 0,
+            "flags": 0,
+            "primary_guild": None,
         }
         if self.bot:
             data["bot"] = True

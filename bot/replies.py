@@ -14,6 +14,7 @@ from bot.ledger import LimitExceeded, Period, Usage
 from bot.magic_hour import (
     APIConnectionError,
     APIResponseValidationError,
+    APIStatusError,
     AuthenticationError,
     BadRequestError,
     InsufficientCreditsError,
@@ -117,6 +118,13 @@ def limit_exceeded(error: LimitExceeded) -> str:
     return text
 
 
+def _kept(error: JobFailedError) -> str:
+    kept = error.project.credits_charged if error.project is not None else 0
+    if kept <= 0:
+        return "No credits were kept."
+    return f"Magic Hour kept {kept} credit{'s' if kept != 1 else ''} for it."
+
+
 def failure(error: BaseException) -> str:
     """Plain words for what happened and what to do; details that only the owner can act on stay in the log."""
     match error:
@@ -131,9 +139,9 @@ def failure(error: BaseException) -> str:
         case StillRunning():
             return slow()
         case JobFailedError() if error.code == "canceled":
-            return "❌ The job was canceled at Magic Hour. No credits were kept."
+            return f"❌ The job was canceled at Magic Hour. {_kept(error)}"
         case JobFailedError():
-            return f"❌ Magic Hour couldn't process this image: {error.message}. No credits were kept."
+            return f"❌ Magic Hour couldn't process this image: {error.message}. {_kept(error)}"
         case BadRequestError() | UnprocessableEntityError():
             return f"❌ Magic Hour rejected the image: {error.message}. Try another image; nothing was charged."
         case InsufficientCreditsError():
@@ -154,4 +162,6 @@ def failure(error: BaseException) -> str:
             )
         case RateLimitError() | InternalServerError() | APIConnectionError():
             return "🕐 Magic Hour is busy right now. Please try again in a few minutes; nothing was charged."
+        case APIStatusError():
+            return f"❌ Magic Hour refused the job (status {error.status}). Nothing was charged."
     return "❌ Something went wrong. Please try again later."

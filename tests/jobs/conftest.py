@@ -99,8 +99,8 @@ class RecordingEvents(JobEvents):
         self.calls.append(Call("failed", (error,)))
         self.ended.set()
 
-    async def interrupted(self) -> None:
-        self.calls.append(Call("interrupted", ()))
+    async def interrupted(self, resumable: bool) -> None:
+        self.calls.append(Call("interrupted", (resumable,)))
 
     def failure(self) -> BaseException:
         [(error,)] = self.named("failed")
@@ -182,8 +182,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             settled.append(guild_id)
 
         def make_runner(**options: Any) -> JobRunner:
-            options.setdefault("on_settled", on_settled)
             made = JobRunner(options.pop("client", client), ledger, **options)
+            made.on_settled(on_settled)
             runners.append(made)
             return made
 

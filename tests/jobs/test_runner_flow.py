@@ -112,7 +112,6 @@ async def test_a_failed_delivery_still_settles_the_job(world: World) -> None:
     assert world.settled == [GUILD_ID]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 item 6: delivered is set even when delivery raised")
 async def test_delivered_only_when_delivery_succeeded(world: World) -> None:
     runner = world.make_runner()
     request = world.request()

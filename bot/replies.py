@@ -53,6 +53,10 @@ def limit_alert(threshold: int, usage: Usage) -> str:
     return f"📈 This server has reached {threshold} % of its credit limit. {usage_line(usage)}"
 
 
+def not_enabled_here() -> str:
+    return "🔒 This bot is not enabled in this server. Its owner decides where it runs."
+
+
 def no_image_in_message() -> str:
     accepted = ", ".join(sorted(IMAGE_EXTENSIONS))
     return f"That message has no image attachment Magic Hour can use ({accepted})."

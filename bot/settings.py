@@ -49,7 +49,12 @@ class Settings:
     magic_hour_max_retries: int = 3
     default_guild_credit_limit: int = 100
     default_guild_credit_period: Period = Period.MONTH
-    max_guild_credit_limit: int | None = None
+    max_guild_credit_limit: int | None = None  # None: the default server limit (admins may lower, not raise)
+    bot_credit_budget: int | None = None  # across every server; None: no bot-wide budget
+    bot_credit_period: Period = Period.MONTH
+    allowed_guild_ids: frozenset[int] | None = None  # None: every server the bot is in
+    low_balance_credits: int | None = None  # tell the owner when the Magic Hour balance falls below this
+    owner_alert_channel_id: int | None = None  # where owner alerts go instead of a DM
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
 
@@ -169,6 +174,19 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         raise SettingsError(
             "DEFAULT_GUILD_CREDIT_LIMIT", f"({default_limit}) is above MAX_GUILD_CREDIT_LIMIT ({max_limit})."
         )
+    if max_limit is None:
+        max_limit = default_limit  # safe by default: only the bot's owner raises a server above it
+
+    allowed: frozenset[int] | None = None
+    if (ids := raw("allowed_guild_ids")) is not None:
+        try:
+            allowed = frozenset(int(part) for part in ids.replace(" ", "").split(",") if part)
+        except ValueError:
+            raise SettingsError(
+                "ALLOWED_GUILD_IDS", f"must be a comma-separated list of server ids, got {ids!r}."
+            ) from None
+        if not allowed or any(guild <= 0 for guild in allowed):
+            raise SettingsError("ALLOWED_GUILD_IDS", "must list at least one server id (or be left unset).")
 
     return Settings(
         discord_token=token,
@@ -189,6 +207,11 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         default_guild_credit_limit=default_limit,
         default_guild_credit_period=period("default_guild_credit_period"),
         max_guild_credit_limit=max_limit,
+        bot_credit_budget=integer("bot_credit_budget"),
+        bot_credit_period=period("bot_credit_period"),
+        allowed_guild_ids=allowed,
+        low_balance_credits=integer("low_balance_credits", minimum=1),
+        owner_alert_channel_id=integer("owner_alert_channel_id", minimum=1),
         shard_count=shard_count,
         shard_ids=shard_ids,
     )

@@ -52,6 +52,7 @@ class BackgroundBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             **options,
         )
+        self.tree.allowed_guild_ids = settings.allowed_guild_ids
         notifier = ChannelAlertNotifier(self)
 
         async def check_alerts(guild_id: int) -> None:

@@ -8,13 +8,28 @@ import secrets
 import discord
 from discord import app_commands
 
+from bot import replies
 from bot.adapter.reply import RESULT_IN_REPLY
 
 log = logging.getLogger("bot")
 
 
 class BotTree(app_commands.CommandTree):
-    """Turns every app-command error into a message for the member, in one place."""
+    """Turns every app-command error into a message for the member, in one place, and keeps the bot to the
+    servers its owner allowed: elsewhere every command is answered before any cog code runs."""
+
+    allowed_guild_ids: frozenset[int] | None = None
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        allowed = self.allowed_guild_ids
+        if allowed is None or interaction.guild_id is None or interaction.guild_id in allowed:
+            return True
+        log.info("refused a command in a server that is not allowed guild=%s", interaction.guild_id)
+        try:
+            await interaction.response.send_message(replies.not_enabled_here(), ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not answer interaction=%s", interaction.id)
+        return False
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         if isinstance(error, app_commands.MissingPermissions):

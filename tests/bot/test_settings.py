@@ -17,7 +17,8 @@ def test_defaults_when_only_the_required_values_are_set() -> None:
     assert settings.max_concurrent_jobs == 16
     assert settings.max_jobs_per_member == 1
     assert (settings.default_guild_credit_limit, settings.default_guild_credit_period) == (100, "month")
-    assert settings.max_guild_credit_limit is None
+    assert settings.max_guild_credit_limit == 100, "admins may lower their server's budget, not raise it"
+    assert settings.bot_credit_budget is None and settings.allowed_guild_ids is None
     assert settings.shard_count is None
 
 
@@ -116,6 +117,42 @@ def test_every_default_comes_from_the_settings_class() -> None:
 
     parsed = parse_settings(REQUIRED)
     for spec in fields(Settings):
-        if spec.name in ("discord_token", "magic_hour_api_key"):
-            continue
+        if spec.name in ("discord_token", "magic_hour_api_key", "max_guild_credit_limit"):
+            continue  # the ceiling's default is the default server limit
         assert getattr(parsed, spec.name) == spec.default, spec.name
+
+
+def test_the_admin_ceiling_follows_the_default_limit_unless_set() -> None:
+    assert parse_settings({**REQUIRED, "DEFAULT_GUILD_CREDIT_LIMIT": "40"}).max_guild_credit_limit == 40
+    assert parse_settings({**REQUIRED, "MAX_GUILD_CREDIT_LIMIT": "500"}).max_guild_credit_limit == 500
+
+
+def test_bot_budget_allowed_servers_and_owner_alerts() -> None:
+    settings = parse_settings(
+        {
+            **REQUIRED,
+            "BOT_CREDIT_BUDGET": "1000",
+            "BOT_CREDIT_PERIOD": "week",
+            "ALLOWED_GUILD_IDS": "123, 456",
+            "LOW_BALANCE_CREDITS": "50",
+            "OWNER_ALERT_CHANNEL_ID": "789",
+        }
+    )
+    assert (settings.bot_credit_budget, settings.bot_credit_period) == (1000, "week")
+    assert settings.allowed_guild_ids == {123, 456}
+    assert (settings.low_balance_credits, settings.owner_alert_channel_id) == (50, 789)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ALLOWED_GUILD_IDS", "123,abc"),
+        ("ALLOWED_GUILD_IDS", ","),
+        ("BOT_CREDIT_PERIOD", "year"),
+        ("BOT_CREDIT_BUDGET", "-1"),
+    ],
+)
+def test_bad_owner_settings_are_named(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({**REQUIRED, name: value})
+    assert caught.value.name == name

@@ -85,8 +85,8 @@ def estimated_times(
     fit: LogNormalFit,
     *,
     first_quantile: float = 0.08,
-    min_interval: float = 0.4,
-    max_interval: float = 0.68,
+    min_interval: float = 0.6,
+    max_interval: float = 0.7,
     shape: float = 0.5,
     tail_survival: float = 0.002,
     backoff: float = 1.25,
@@ -129,8 +129,8 @@ class EstimatedPolicy:
     estimate: DurationEstimate
     fallback: PollPolicy = field(default_factory=PollPolicy)
     first_quantile: float = 0.08
-    min_interval: float = 0.4
-    max_interval: float = 0.68
+    min_interval: float = 0.6
+    max_interval: float = 0.7
     shape: float = 0.5
     jitter: float = 0.03  # small: the gaps are already close to the delay bound; enough to break lockstep
     deadline: float = 600.0

@@ -1,6 +1,6 @@
 """Polls per job and completion→download delay on realistic job durations, per duration band.
 
-Run: python -m bench.polling [--jobs 120] [--seed 21] [--arrivals 12]
+Run: python -m bench.polling [--jobs 60] [--seed 21] [--arrivals 20]
 
 Every row gets the same seeded jobs: durations drawn from a log-normal like Magic Hour's (median 4 s,
 10 % over 10 s), arriving at seeded times over `--arrivals` seconds, against the local fake
@@ -225,9 +225,9 @@ def verdict(ours_row: Row, sdk_row: Row) -> list[str]:
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=120, help="jobs per client row")
+    parser.add_argument("--jobs", type=int, default=60, help="jobs per client row")
     parser.add_argument("--seed", type=int, default=21, help="seed of the measured jobs (the history uses seed+1)")
-    parser.add_argument("--arrivals", type=float, default=12.0, help="jobs arrive spread over this many seconds")
+    parser.add_argument("--arrivals", type=float, default=20.0, help="jobs arrive spread over this many seconds")
     parser.add_argument("--history", type=int, default=200, help="earlier jobs the estimate is warmed with")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed * 7919)

@@ -24,6 +24,7 @@ from bot.magic_hour import (
     JobFailedError,
     MagicHourError,
     OutputTooLargeError,
+    PollSchedule,
     PollTimeoutError,
     ProjectStatus,
     create_may_have_happened,
@@ -147,6 +148,7 @@ class JobRunner:
         deadline: float = 600.0,
         resume_deadline: float = 24 * 3600.0,
         max_output_bytes: int | None = None,
+        poll_policy: PollSchedule | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -156,6 +158,7 @@ class JobRunner:
         self.deadline = deadline
         self.resume_deadline = resume_deadline
         self.max_output_bytes = max_output_bytes
+        self.poll_policy = poll_policy  # None: the client's own schedule
         self._settled_listeners: list[SettledListener] = []
         self.accepting = True
         self._drained = False
@@ -326,13 +329,18 @@ class JobRunner:
             await events.status(project.status)
 
         projects = self.client.v1.image_projects
+        started = self.client.now()  # both waits follow one schedule, and the estimate sees the whole duration
+        policy = self.poll_policy
         try:
             try:
-                return await projects.wait(id=project_id, on_status=on_status, deadline=self.slow_after)
+                return await projects.wait(
+                    id=project_id, on_status=on_status, deadline=self.slow_after, policy=policy, started_at=started
+                )
             except PollTimeoutError:
                 await events.slow()
-            remaining = max(self.deadline - self.slow_after, 1.0)
-            return await projects.wait(id=project_id, on_status=on_status, deadline=remaining)
+            return await projects.wait(
+                id=project_id, on_status=on_status, deadline=self.deadline, policy=policy, started_at=started
+            )
         except JobFailedError:
             raise
         except MagicHourError as error:

@@ -18,7 +18,8 @@ from bot.credit_alerts import CreditAlerts
 from bot.jobs import JobRunner
 from bot.ledger import Ledger, LedgerDefaults, normalize_database_url, redact_database_url
 from bot.ledger.migrations import SchemaTooNewError
-from bot.magic_hour import AsyncClient, RetryPolicy
+from bot.ledger.durations import DurationKeeper, load_estimate
+from bot.magic_hour import AsyncClient, EstimatedPolicy, PollPolicy, RetryPolicy
 from bot.settings import Settings
 
 POSTGRES_CONNECT_TIMEOUT = 10.0  # seconds; asyncpg's own default (60 s) is too long to wait at start-up
@@ -86,6 +87,11 @@ async def open_resources(settings: Settings, **client_options: Any) -> AsyncIter
                 **client_options,
             )
         )
+        # Polls go where this bot's own jobs finished; the estimate survives restarts in the ledger.
+        estimate = await load_estimate(ledger)
+        keeper = DurationKeeper(ledger, estimate)
+        stack.push_async_callback(keeper.close)  # after the runner's drain, before the ledger closes
+        fallback = client.poll if isinstance(client.poll, PollPolicy) else PollPolicy()
         runner = JobRunner(
             client,
             ledger,
@@ -93,6 +99,7 @@ async def open_resources(settings: Settings, **client_options: Any) -> AsyncIter
             max_per_member=settings.max_jobs_per_member,
             deadline=settings.job_deadline_seconds,
             max_output_bytes=settings.max_output_bytes,
+            poll_policy=EstimatedPolicy(estimate, fallback=fallback),
         )
         await stack.enter_async_context(runner.closing(settings.shutdown_grace_seconds))
         yield Resources(

@@ -37,7 +37,7 @@ from .models import (
     Subscription,
     UploadUrl,
 )
-from .polling import PollPolicy
+from .polling import EstimatedPolicy, PollPolicy, PollSchedule, webhook_fallback_policy
 from .sync import Client
 from .transport import RetryPolicy
 from .urls import validate_base_url
@@ -68,7 +68,9 @@ __all__ = [
     "NotFoundError",
     "OutputTooLargeError",
     "PermissionDeniedError",
+    "EstimatedPolicy",
     "PollPolicy",
+    "PollSchedule",
     "PollTimeoutError",
     "ProjectError",
     "ProjectStatus",
@@ -78,6 +80,7 @@ __all__ = [
     "UnprocessableEntityError",
     "UploadUrl",
     "create_may_have_happened",
+    "webhook_fallback_policy",
     "is_input_fetch_failure",
     "validate_base_url",
 ]

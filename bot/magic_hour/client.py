@@ -7,7 +7,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -17,7 +17,7 @@ import aiohttp
 from . import errors
 from .download import check_storage_url, stream_to_file
 from .models import Account, CreateResult, DownloadedFile, GenerateResult, ImageProject, ProjectStatus, UploadUrl
-from .polling import PollPolicy
+from .polling import PollPolicy, PollSchedule, bracketed_duration
 from .transport import DEFAULT_BASE_URL, RetryMode, RetryPolicy, Sleep, Transport, parsed, read_capped
 from .urls import validate_base_url
 
@@ -141,28 +141,47 @@ class ImageProjects(_Resource):
         )
 
     async def wait(
-        self, *, id: str, on_status: StatusCallback | None = None, deadline: float | None = None
+        self,
+        *,
+        id: str,
+        on_status: StatusCallback | None = None,
+        deadline: float | None = None,
+        policy: PollSchedule | None = None,
+        started_at: float | None = None,
     ) -> ImageProject:
-        """Poll on the PollPolicy schedule until the project is final.
+        """Poll on a schedule (`policy`, else the client's) until the project is final.
 
         Returns the complete project; raises JobFailedError on error/canceled and PollTimeoutError past
         the deadline (the job may still finish: keep the id). A poll that fails transiently (after the
         transport's own retries) is skipped, not fatal; 4xx errors such as NotFoundError propagate.
         `on_status` (sync or async) is called once per status change, including the first status seen.
+        `started_at` (a reading of the client's clock) lets a second wait for the same job carry on where
+        the first one's schedule was instead of starting it over. A policy with an `observe(seconds)`
+        method (EstimatedPolicy) is told how long a completed job took, bracketed by two polls.
         """
         client = self._client
-        limit = client.poll.deadline if deadline is None else deadline
-        start = client._clock()
+        schedule = policy if policy is not None else client.poll
+        limit = schedule.deadline if deadline is None else deadline
+        start = client._clock() if started_at is None else started_at
         last_status: ProjectStatus | str | None = None
-        while True:
+        last_running = 0.0
+        for moment in _endless(schedule.schedule()):
             elapsed = client._clock() - start
             remaining = limit - elapsed
             if remaining <= 0:
                 raise errors.PollTimeoutError(id, str(last_status) if last_status else None, limit)
-            await client._sleep(min(client.poll.next_delay(elapsed), remaining))
+            if moment <= elapsed:
+                continue  # a slow poll overran this slot: take the next one rather than a burst
+            await client._sleep(min(moment - elapsed, remaining))
+            polled_at = client._clock() - start
             try:
                 project = await self.get(id=id)
-            except (errors.APIConnectionError, errors.RateLimitError, errors.InternalServerError) as exc:
+            except (
+                errors.APIConnectionError,
+                errors.RateLimitError,
+                errors.InternalServerError,
+                errors.APIResponseValidationError,  # an unreadable answer, after the transport's retries
+            ) as exc:
                 logger.warning("Polling project %s failed (%s); still waiting", id, type(exc).__name__)
                 continue
             if project.status != last_status:
@@ -173,9 +192,14 @@ class ImageProjects(_Resource):
                     if inspect.isawaitable(result):
                         await result
             if project.status == ProjectStatus.COMPLETE:
+                observe = getattr(schedule, "observe", None)
+                if callable(observe):
+                    observe(bracketed_duration(last_running, polled_at))
                 return project
             if project.status in (ProjectStatus.ERROR, ProjectStatus.CANCELED):
                 raise errors.JobFailedError(project)
+            last_running = polled_at
+        raise AssertionError("unreachable: _endless never ends")  # pragma: no cover
 
     async def download(
         self,
@@ -227,6 +251,19 @@ class ImageProjects(_Resource):
                     f"Downloading the output of project {project.id} failed: {exc.message}",
                     project_id=project.id,
                 ) from None
+
+
+def _endless(times: Iterator[float]) -> Iterator[float]:
+    """A schedule, then on past its end at its widest gap: the caller's deadline may outlast the policy's."""
+    previous, widest = 0.0, 0.0
+    for moment in times:
+        widest = max(widest, moment - previous)
+        previous = moment
+        yield moment
+    widest = widest or 1.0
+    while True:
+        previous += widest
+        yield previous
 
 
 class ImageBackgroundRemover(_Resource):
@@ -299,7 +336,7 @@ class AsyncClient:
         connect_timeout: float = 10.0,
         request_timeout: float = 60.0,
         retry: RetryPolicy | None = None,
-        poll: PollPolicy | None = None,
+        poll: PollSchedule | None = None,
         max_download_bytes: int = 100_000_000,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -309,7 +346,7 @@ class AsyncClient:
             raise ValueError("A Magic Hour API key is required (token=... or MAGIC_HOUR_API_KEY).")
         # https only (loopback excepted): the key goes with every request.
         self.base_url = validate_base_url(base_url or os.environ.get("MAGIC_HOUR_BASE_URL") or DEFAULT_BASE_URL)
-        self.poll = poll or PollPolicy()
+        self.poll: PollSchedule = poll or PollPolicy()
         self.max_download_bytes = max_download_bytes
         self._sleep = sleep
         self._clock = clock
@@ -326,6 +363,10 @@ class AsyncClient:
 
     def __repr__(self) -> str:
         return f"AsyncClient(base_url={self.base_url!r})"
+
+    def now(self) -> float:
+        """A reading of the client's clock, for `wait(started_at=...)`."""
+        return self._clock()
 
     async def close(self) -> None:
         """Close the HTTP session if this client opened it; a session passed in stays open."""

@@ -4,13 +4,20 @@ A fixed 0.5 s loop (the official SDK) spends most requests before anything can h
 no end. The median background removal takes ~4 s end to end, so the schedule waits before the first
 poll, polls densely across the window where most jobs finish, then backs off to a cap, under an
 overall deadline. It is a pure function of elapsed time so it can be tested without a clock.
+
+Once the bot has seen enough of its own jobs, EstimatedPolicy replaces the guessed window with the
+observed duration distribution (see estimated_times for the placement rule). Anything with a
+`deadline` and a `schedule(rand)` of elapsed poll times is a schedule wait() can follow.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from .durations import DurationEstimate, LogNormalFit
 
 
 @dataclass(frozen=True)
@@ -62,3 +69,138 @@ class PollPolicy:
         while elapsed < self.deadline:
             elapsed = min(elapsed + self.next_delay(elapsed, rand), self.deadline)
             yield elapsed
+
+
+@runtime_checkable
+class PollSchedule(Protocol):
+    """What wait() follows: elapsed times (since the wait started) at which to poll, and a deadline."""
+
+    @property
+    def deadline(self) -> float: ...
+
+    def schedule(self, rand: Callable[[], float] = random.random) -> Iterator[float]: ...
+
+
+def estimated_times(
+    fit: LogNormalFit,
+    *,
+    first_quantile: float = 0.08,
+    min_interval: float = 0.6,
+    max_interval: float = 0.7,
+    shape: float = 0.5,
+    tail_survival: float = 0.002,
+    backoff: float = 1.25,
+    max_backoff_interval: float = 5.0,
+    deadline: float = 600.0,
+) -> Iterator[float]:
+    """Poll times for jobs whose durations follow `fit`: a pure function, no clock, no randomness.
+
+    Why this shape: a job finishing inside a gap of g seconds is seen on average g/2 later, and every gap
+    costs one poll for each job still running at its start. So the first poll waits for the
+    `first_quantile` of durations (nothing before it is worth a request for most jobs); after it the gap
+    is min_interval + (max_interval - min_interval) * survival**shape: widest while most jobs are still
+    running (each poll there is paid by nearly every job), narrowing as survivors get few (polls are cheap
+    there, and the slowest jobs' users have waited longest). max_interval bounds the pick-up delay
+    everywhere. Once fewer than `tail_survival` of jobs would still run, the job is an outlier the estimate
+    knows nothing about: gaps grow geometrically (x `backoff`) to `max_backoff_interval`.
+    """
+    moment = min(fit.quantile(first_quantile), deadline)
+    gap = max_interval
+    while True:
+        yield moment
+        if moment >= deadline:
+            return
+        surviving = fit.survival(moment)
+        if surviving >= tail_survival:
+            gap = min_interval + (max_interval - min_interval) * surviving**shape
+        else:
+            gap = min(max_backoff_interval, max(gap, min_interval) * backoff)
+        moment = min(moment + gap, deadline)
+
+
+@dataclass
+class EstimatedPolicy:
+    """Polls where the bot's own observed jobs finished; the fixed PollPolicy until enough were seen.
+
+    The schedule is rebuilt from the estimate's current fit at each wait(), so it follows the API as it
+    gets faster or slower; wait() reports each completed job back through observe().
+    """
+
+    estimate: DurationEstimate
+    fallback: PollPolicy = field(default_factory=PollPolicy)
+    first_quantile: float = 0.08
+    min_interval: float = 0.6
+    max_interval: float = 0.7
+    shape: float = 0.5
+    jitter: float = 0.03  # small: the gaps are already close to the delay bound; enough to break lockstep
+    deadline: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.first_quantile < 1 or not 0 < self.min_interval <= self.max_interval:
+            raise ValueError("EstimatedPolicy needs 0 < first_quantile < 1 and 0 < min_interval <= max_interval.")
+        if not 0 <= self.jitter < 1 or self.shape < 0 or self.deadline <= 0:
+            raise ValueError("EstimatedPolicy needs 0 <= jitter < 1, shape >= 0 and deadline > 0.")
+
+    def times(self, fit: LogNormalFit) -> Iterator[float]:
+        """The un-jittered schedule for `fit`."""
+        return estimated_times(
+            fit,
+            first_quantile=self.first_quantile,
+            min_interval=self.min_interval,
+            max_interval=self.max_interval,
+            shape=self.shape,
+            deadline=self.deadline,
+        )
+
+    def schedule(self, rand: Callable[[], float] = random.random) -> Iterator[float]:
+        fit = self.estimate.fit()
+        if fit is None:
+            yield from self.fallback.schedule(rand)
+            return
+        previous = 0.0
+        for moment in self.times(fit):
+            # Jitter each gap, never the order: a poll stays after the previous one and at most on the deadline.
+            jittered = previous + (moment - previous) * (1.0 + self.jitter * (2.0 * rand() - 1.0))
+            previous = min(max(jittered, previous), self.deadline)
+            yield previous
+            if previous >= self.deadline:
+                return
+
+    def observe(self, seconds: float) -> None:
+        """A job took `seconds` from the start of its wait to completion (as bracketed by two polls)."""
+        self.estimate.observe(seconds)
+
+
+def webhook_fallback_policy(
+    estimate: DurationEstimate | None = None,
+    *,
+    first_delay: float = 20.0,
+    interval: float = 10.0,
+    max_interval: float = 60.0,
+    deadline: float = 600.0,
+) -> PollPolicy:
+    """A sparse safety net for when webhooks deliver completions: first poll late, then seldom.
+
+    A poll here only catches a lost webhook, so it waits until nearly every job should have finished:
+    the later of `first_delay` and the estimate's 99th percentile, then every `interval` growing to
+    `max_interval`.
+    """
+    fit = estimate.fit() if estimate is not None else None
+    first = max(first_delay, fit.quantile(0.99)) if fit is not None else first_delay
+    first = min(first, deadline)
+    return PollPolicy(
+        first_delay=first,
+        dense_start=first,
+        dense_end=first,
+        dense_interval=interval,
+        backoff=0.1,
+        max_interval=max_interval,
+        deadline=deadline,
+    )
+
+
+def bracketed_duration(last_running: float, seen_complete: float) -> float:
+    """The estimate of when a job finished, from the last poll that saw it running and the one that saw
+    it complete: the middle of that gap. (Taking the later poll would bias the estimate upwards, and the
+    schedule built from it later still: the first poll could only drift later.)"""
+    return (last_running + seen_complete) / 2.0 if seen_complete > last_running else seen_complete

@@ -17,8 +17,8 @@ import aiohttp
 from bot.credit_alerts import CreditAlerts
 from bot.jobs import JobRunner
 from bot.ledger import Ledger, LedgerDefaults, normalize_database_url, redact_database_url
-from bot.ledger.migrations import SchemaTooNewError
 from bot.ledger.durations import DurationKeeper, load_estimate
+from bot.ledger.migrations import SchemaTooNewError
 from bot.magic_hour import AsyncClient, EstimatedPolicy, PollPolicy, RetryPolicy
 from bot.settings import Settings
 

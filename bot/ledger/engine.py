@@ -45,7 +45,8 @@ _CONNECTION_LOST_WORDS = (
     "connection does not exist",
     "connection refused",
     "broken pipe",
-    "cannot perform operation: another operation is in progress",
+    "another operation",  # asyncpg's protocol state after the server dropped it mid-query
+    "unexpected connection_lost",
 )
 
 
@@ -71,10 +72,11 @@ def is_transient(exc: BaseException) -> bool:
         "ConnectionFailureError",
         "AdminShutdownError",
         "CannotConnectNowError",
+        "InternalClientError",
     ):
         return True
     message = str(orig).lower()
-    return isinstance(exc, OperationalError) and any(word in message for word in _CONNECTION_LOST_WORDS)
+    return any(word in message for word in _CONNECTION_LOST_WORDS)
 
 
 def transient_backoff(attempt: int, *, base: float = 0.05, cap: float = 2.0) -> float:

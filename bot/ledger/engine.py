@@ -55,7 +55,7 @@ def is_transient(exc: BaseException) -> bool:
     serialization failures. Everything else (constraint violations, bad SQL) is final."""
     if is_sqlite_locked(exc):
         return True
-    if isinstance(exc, (ConnectionError, OSError, asyncio.TimeoutError)):
+    if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
     if not isinstance(exc, DBAPIError):
         return False
@@ -66,7 +66,7 @@ def is_transient(exc: BaseException) -> bool:
     if sqlstate is not None and (sqlstate in _TRANSIENT_SQLSTATES or str(sqlstate).startswith("08")):
         return True
     cause = getattr(orig, "__cause__", None)
-    if isinstance(cause, (ConnectionError, OSError)) or type(cause).__name__ in (
+    if isinstance(cause, (ConnectionError, TimeoutError)) or type(cause).__name__ in (
         "ConnectionDoesNotExistError",
         "InterfaceError",
         "ConnectionFailureError",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from bot.ledger import JobStatus, Ledger, LedgerDefaults
 from bot.ledger.engine import is_transient
@@ -47,12 +48,21 @@ async def test_project_ids_up_to_255_characters_are_stored(ledger: Ledger) -> No
 
 
 def test_transient_errors_are_told_from_final_ones() -> None:
-    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+    from sqlalchemy.exc import DBAPIError, IntegrityError
 
     assert is_transient(OperationalError("x", {}, sqlite3.OperationalError("database is locked")))
     assert is_transient(ConnectionResetError())
     lost = DBAPIError("x", {}, Exception("gone"), connection_invalidated=True)
     assert is_transient(lost)
+    serialization = Exception("could not serialize access due to concurrent update")
+    serialization.sqlstate = "40001"  # what asyncpg's errors carry
+    assert is_transient(DBAPIError("x", {}, serialization))
+    terminated = Exception("wrapped")
+    terminated.__cause__ = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle")
+    assert is_transient(DBAPIError("x", {}, terminated))
+    unique = Exception("duplicate key")
+    unique.sqlstate = "23505"
+    assert not is_transient(DBAPIError("x", {}, unique))
     assert not is_transient(IntegrityError("x", {}, sqlite3.IntegrityError("UNIQUE constraint failed")))
     assert not is_transient(OperationalError("x", {}, sqlite3.OperationalError("no such table: jobs")))
     assert not is_transient(ValueError("bad"))
@@ -66,7 +76,7 @@ async def test_a_write_lock_held_past_the_retry_window_fails_after_a_bounded_tim
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
-            with pytest.raises(Exception, match="locked"):
+            with pytest.raises(OperationalError, match="locked"):
                 await ledger.mark_submitted(job.interaction_id, project_id="p")
             # The lock goes away within the window: the same write now gets through.
             release = asyncio.get_running_loop().call_later(0.2, blocker.rollback)

@@ -1,8 +1,9 @@
 """Ledger reservation throughput under contention: `python -m bench.ledger [--accepted N]`.
 
-50 tasks hammer one guild whose limit lets exactly N reservations through (plus 20 % that must be
-refused), on SQLite and on PostgreSQL (BENCH_DATABASE_URL or TEST_DATABASE_URL; skipped when unset).
-Fails loudly on any overspend. Prints a Markdown table.
+50 tasks hammer a limit that lets exactly N reservations through (plus 20 % that must be refused),
+on SQLite and on PostgreSQL (BENCH_DATABASE_URL or TEST_DATABASE_URL; skipped when unset), in two
+shapes: one guild's own limit, and a bot-wide budget shared by 5 guilds (every reservation then also
+takes the bot-wide lock and sums every guild's jobs). Fails loudly on any overspend. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.ledger import COST_PER_JOB, Ledger, LimitExceeded, normalize_database_url
+from bot.ledger import COST_PER_JOB, Ledger, LedgerDefaults, LimitExceeded, normalize_database_url
 
 TASKS = 50
 GUILD = 1_100_000_000_000_000_001
+BOT_GUILDS = 5
 
 
 @dataclass
 class Result:
     engine: str
+    shape: str
     attempts: int
     accepted: int
     refused: int
@@ -37,10 +40,17 @@ class Result:
     overspend: str
 
 
-async def hammer(name: str, url: str, accepted: int, connect_args: dict[str, Any] | None = None) -> Result:
-    ledger = await Ledger.open(url, connect_args=connect_args)
+async def hammer(
+    name: str, url: str, accepted: int, connect_args: dict[str, Any] | None = None, *, bot_wide: bool = False
+) -> Result:
+    budget = accepted * COST_PER_JOB
+    # Bot-wide shape: each guild could take everything; only the bot budget stops them.
+    defaults = LedgerDefaults(credit_limit=budget, period="none", bot_budget=budget) if bot_wide else None
+    guilds = BOT_GUILDS if bot_wide else 1
+    ledger = await Ledger.open(url, defaults, connect_args=connect_args)
     try:
-        await ledger.set_limit(GUILD, accepted * COST_PER_JOB, "none", bypass_ceiling=True)
+        if not bot_wide:
+            await ledger.set_limit(GUILD, budget, "none", bypass_ceiling=True)
         attempts = accepted + accepted // 5
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(attempts):
@@ -51,7 +61,9 @@ async def hammer(name: str, url: str, accepted: int, connect_args: dict[str, Any
             while not queue.empty():
                 i = queue.get_nowait()
                 try:
-                    await ledger.reserve(interaction_id=1_000_000 + i, guild_id=GUILD, channel_id=1, user_id=i % 97)
+                    await ledger.reserve(
+                        interaction_id=1_000_000 + i, guild_id=GUILD + i % guilds, channel_id=1, user_id=i % 97
+                    )
                     outcome["ok"] += 1
                 except LimitExceeded:
                     outcome["refused"] += 1
@@ -60,26 +72,31 @@ async def hammer(name: str, url: str, accepted: int, connect_args: dict[str, Any
         await asyncio.gather(*(worker() for _ in range(TASKS)))
         seconds = time.perf_counter() - started
 
-        usage = await ledger.usage(GUILD)
-        stored = len(await ledger.export_rows(GUILD))
-        if outcome["ok"] != accepted or usage.total != usage.limit or stored != accepted:
+        total = (await ledger.bot_usage()).total if bot_wide else (await ledger.usage(GUILD)).total
+        stored = sum([len(await ledger.export_rows(GUILD + g)) for g in range(guilds)])
+        if outcome["ok"] != accepted or total != budget or stored != accepted:
             raise SystemExit(
                 f"OVERSPEND on {name}: accepted {outcome['ok']} (expected {accepted}), "
-                f"{usage.total}/{usage.limit} credits, {stored} rows"
+                f"{total}/{budget} credits, {stored} rows"
             )
-        return Result(name, attempts, outcome["ok"], outcome["refused"], seconds, "none")
+        shape = f"bot budget, {guilds} guilds" if bot_wide else "one guild"
+        return Result(name, shape, attempts, outcome["ok"], outcome["refused"], seconds, "none")
     finally:
         await ledger.close()
 
 
-async def bench_postgres(url: str, accepted: int) -> Result:
+async def bench_postgres(url: str, accepted: int) -> list[Result]:
     schema = f"ledger_bench_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(normalize_database_url(url))
     try:
         async with admin.begin() as conn:
             await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         try:
-            return await hammer("PostgreSQL (asyncpg)", url, accepted, {"server_settings": {"search_path": schema}})
+            args = {"server_settings": {"search_path": schema}}
+            return [
+                await hammer("PostgreSQL (asyncpg)", url, accepted, args),
+                await hammer("PostgreSQL (asyncpg)", url, accepted, args, bot_wide=True),
+            ]
         finally:
             async with admin.begin() as conn:
                 await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -91,19 +108,21 @@ async def main(accepted: int) -> None:
     rows: list[Result] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows.append(await hammer("SQLite (aiosqlite, WAL)", f"sqlite:///{Path(tmp) / 'bench.db'}", accepted))
+        rows.append(await hammer("SQLite (aiosqlite, WAL)", f"sqlite:///{Path(tmp) / 'one.db'}", accepted))
+        bot_db = f"sqlite:///{Path(tmp) / 'bot.db'}"
+        rows.append(await hammer("SQLite (aiosqlite, WAL)", bot_db, accepted, bot_wide=True))
     pg_url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     if pg_url:
-        rows.append(await bench_postgres(pg_url, accepted))
+        rows.extend(await bench_postgres(pg_url, accepted))
     else:
         notes.append("PostgreSQL skipped: set BENCH_DATABASE_URL or TEST_DATABASE_URL.")
 
-    print(f"Ledger reservations, {TASKS} concurrent tasks, one guild, limit = {accepted} jobs\n")
-    print("| engine | attempts | accepted | refused | seconds | reservations/s | overspend |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print(f"Ledger reservations, {TASKS} concurrent tasks, limit = {accepted} jobs\n")
+    print("| engine | limit | attempts | accepted | refused | seconds | reservations/s | overspend |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
         rate = r.attempts / r.seconds
-        cells = [r.engine, r.attempts, r.accepted, r.refused, f"{r.seconds:.2f}", f"{rate:,.0f}", r.overspend]
+        cells = [r.engine, r.shape, r.attempts, r.accepted, r.refused, f"{r.seconds:.2f}", f"{rate:,.0f}", r.overspend]
         print("| " + " | ".join(str(cell) for cell in cells) + " |")
     for note in notes:
         print(f"\n{note}")

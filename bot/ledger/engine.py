@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,56 @@ def is_sqlite_locked(exc: BaseException) -> bool:
         return False
     message = str(exc.orig).lower()
     return "database is locked" in message or "database is busy" in message
+
+
+# SQLSTATE classes worth retrying: serialization failure, deadlock, connection exceptions, shutdown.
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03"}
+_CONNECTION_LOST_WORDS = (
+    "connection was closed",
+    "connection is closed",
+    "connection reset",
+    "terminating connection",
+    "server closed the connection",
+    "connection does not exist",
+    "connection refused",
+    "broken pipe",
+    "another operation",  # asyncpg's protocol state after the server dropped it mid-query
+    "unexpected connection_lost",
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors that a fresh connection or a moment's wait can cure: lock contention, lost connections,
+    serialization failures. Everything else (constraint violations, bad SQL) is final."""
+    if is_sqlite_locked(exc):
+        return True
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    if sqlstate is not None and (sqlstate in _TRANSIENT_SQLSTATES or str(sqlstate).startswith("08")):
+        return True
+    cause = getattr(orig, "__cause__", None)
+    if isinstance(cause, (ConnectionError, TimeoutError)) or type(cause).__name__ in (
+        "ConnectionDoesNotExistError",
+        "InterfaceError",
+        "ConnectionFailureError",
+        "AdminShutdownError",
+        "CannotConnectNowError",
+        "InternalClientError",
+    ):
+        return True
+    message = str(orig).lower()
+    return any(word in message for word in _CONNECTION_LOST_WORDS)
+
+
+def transient_backoff(attempt: int, *, base: float = 0.05, cap: float = 2.0) -> float:
+    """Exponential backoff with full jitter, so retrying writers from many tasks spread out."""
+    return random.uniform(0, min(cap, base * 2**attempt))
 
 
 def locked_backoff(attempt: int) -> float:

@@ -104,9 +104,28 @@ def _v2_delivery_members_alerts(conn: Connection) -> None:
     ).create(conn)
 
 
+BOT_BUDGET_LOCK_KEY = "ledger.bot_budget_lock"
+"""The meta row every reservation locks first while a bot-wide budget is set (before its guild row)."""
+
+
+def _v3_sending_grants_delivery_claims(conn: Connection) -> None:
+    """Tell queued jobs from sent creates, claim deliveries, owner grants, longer project ids, bot budget."""
+    _add_column(conn, "jobs", "sent_at", UtcDateTime())
+    _add_column(conn, "jobs", "delivery_owner", Text())
+    _add_column(conn, "jobs", "delivery_claimed_at", UtcDateTime())
+    _add_column(conn, "guild_settings", "granted_ceiling", Integer())
+    if conn.dialect.name == "postgresql":  # SQLite never enforced the length
+        conn.exec_driver_sql("ALTER TABLE jobs ALTER COLUMN project_id TYPE VARCHAR(255)")
+    # Bot-wide sums (budget, reports, spend alerts) read every guild's jobs by creation time.
+    conn.exec_driver_sql("CREATE INDEX ix_jobs_created ON jobs (created_at)")
+    meta_v1 = Table("meta", MetaData(), Column("key", String), Column("value", Text), Column("updated_at", UtcDateTime))
+    conn.execute(insert(meta_v1).values(key=BOT_BUDGET_LOCK_KEY, value="lock row", updated_at=datetime.now(UTC)))
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1_initial),
     (2, _v2_delivery_members_alerts),
+    (3, _v3_sending_grants_delivery_claims),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -13,7 +13,7 @@ COST_PER_JOB = 5
 
 
 class JobStatus(StrEnum):
-    RESERVED = "reserved"  # credits held, create not answered yet
+    RESERVED = "reserved"  # credits held, create not answered yet (sent_at says whether it was sent)
     SUBMITTED = "submitted"  # Magic Hour accepted the job (project id known)
     COMPLETE = "complete"
     FAILED = "failed"  # ended in error/canceled; credits_charged is what Magic Hour kept
@@ -34,11 +34,17 @@ class LedgerDefaults:
     credit_limit: int = 100
     period: Period = Period.MONTH
     max_credit_limit: int | None = None
+    # The owner's spend across every server; None means no bot-wide budget.
+    bot_budget: int | None = None
+    bot_period: Period = Period.MONTH
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "period", parse_period(self.period))
+        object.__setattr__(self, "bot_period", parse_period(self.bot_period))
         if self.credit_limit < 0:
             raise ValueError("default credit limit must be 0 or more")
+        if self.bot_budget is not None and self.bot_budget < 0:
+            raise ValueError("bot-wide budget must be 0 or more")
         if self.max_credit_limit is not None:
             if self.max_credit_limit < 0:
                 raise ValueError("maximum credit limit must be 0 or more")
@@ -58,7 +64,6 @@ class JobRecord:
     application_id: int | None
     # Lets the bot edit its reply after a restart; a credential for 15 minutes, so kept out of repr.
     interaction_token: str | None = field(repr=False)
-    message_id: int | None
     project_id: str | None
     status: JobStatus
     credits_reserved: int
@@ -70,19 +75,9 @@ class JobRecord:
     created_at: datetime
     updated_at: datetime
     delivered: bool
-
-    @property
-    def counted_credits(self) -> int:
-        """What this job counts against its guild's limit right now."""
-        if self.status in HOLDING_STATUSES:
-            return self.credits_reserved
-        if self.status in SETTLED_STATUSES:
-            return self.credits_reserved if self.credits_charged is None else self.credits_charged
-        return 0
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in SETTLED_STATUSES or self.status is JobStatus.REFUNDED
+    # When the runner said the create was about to go out; None means it was only ever queued.
+    sent_at: datetime | None = None
+    delivery_owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +89,8 @@ class GuildSettings:
     alert_channel_id: int | None = None
     is_default: bool = True  # the limit comes from LedgerDefaults (admins never set one)
     updated_at: datetime | None = None
+    granted_ceiling: int | None = None  # the owner raised this server's ceiling (`python -m bot grant`)
+    max_credit_limit: int | None = None  # the ceiling admins may set here: the grant if any, else the global one
 
 
 @dataclass(frozen=True)
@@ -106,6 +103,8 @@ class Usage:
     resets_at: datetime | None
     member_used: int | None = None  # the member's credits incl. reservations, when a user was asked for
     member_limit: int | None = None
+    held: int = 0  # part of `reserved`: jobs whose create may have reached Magic Hour but were never confirmed
+    held_since: datetime | None = None  # created_at of the oldest of those
 
     @property
     def total(self) -> int:
@@ -115,22 +114,14 @@ class Usage:
     def remaining(self) -> int:
         return max(0, self.limit - self.total)
 
-    @property
-    def fraction(self) -> float:
-        """Share of the limit spent; a zero limit counts as fully spent."""
-        if self.limit <= 0:
-            return 1.0
-        return self.total / self.limit
-
-    @property
-    def member_remaining(self) -> int | None:
-        if self.member_limit is None or self.member_used is None:
-            return None
-        return max(0, self.member_limit - self.member_used)
-
 
 class LimitExceeded(Exception):
-    """A reservation would overspend; carries what the user needs to be told."""
+    """A reservation would overspend; carries what the user needs to be told.
+
+    scope is "guild", "member" or "bot" (the owner's budget across all servers). For "bot", used/limit
+    are bot-wide figures that span other servers: tell members only that the bot is out of credits and
+    when it resets, never the numbers.
+    """
 
     def __init__(
         self,
@@ -152,6 +143,72 @@ class LimitExceeded(Exception):
             f"{scope} credit limit reached: {used}/{limit} used, {cost} needed (period {period.value}, {when})"
         )
 
+
+class CeilingExceeded(ValueError):
+    """An admin asked for a limit above what the owner allows on this server."""
+
+    def __init__(self, requested: int, ceiling: int, *, granted: bool) -> None:
+        self.requested = requested
+        self.ceiling = ceiling
+        self.granted = granted  # the ceiling is this server's grant rather than the global maximum
+        super().__init__(
+            f"the credit limit cannot exceed {ceiling} credits on this server; "
+            "the bot owner can raise it with `python -m bot grant`"
+        )
+
+
+@dataclass(frozen=True)
+class HeldJobs:
+    """Credits held by jobs whose create may have reached Magic Hour but was never confirmed."""
+
+    count: int
+    credits: int
+    since: datetime | None  # created_at of the oldest
+
+
+@dataclass(frozen=True)
+class ReleasedJobs:
+    count: int
+    credits: int
+    interaction_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GuildReport:
+    guild_id: int
+    limit: int
+    period: Period
+    used: int  # settled charges in the report window
+    reserved: int  # open holds in the window (includes `held`)
+    held: int
+    jobs: int
+    failures: int
+
     @property
-    def remaining(self) -> int:
-        return max(0, self.limit - self.used)
+    def spend(self) -> int:
+        return self.used + self.reserved
+
+
+@dataclass(frozen=True)
+class BotUsage:
+    """Spend across every server in the bot period, against the owner's budget (None: no budget)."""
+
+    used: int
+    reserved: int
+    budget: int | None
+    period: Period
+    period_start: datetime
+    resets_at: datetime | None
+
+    @property
+    def total(self) -> int:
+        return self.used + self.reserved
+
+
+@dataclass(frozen=True)
+class Report:
+    period: Period
+    period_start: datetime
+    resets_at: datetime | None
+    guilds: tuple[GuildReport, ...]  # biggest spend first
+    bot: BotUsage

@@ -43,6 +43,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+PROJECT_ID_MAX = 255
+"""jobs.project_id length since schema v3 (v1 had 64)."""
+
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -66,7 +69,7 @@ jobs = Table(
     Column("application_id", BigInteger),
     Column("interaction_token", Text),
     Column("message_id", BigInteger),
-    Column("project_id", String(64), unique=True),
+    Column("project_id", String(PROJECT_ID_MAX), unique=True),
     Column("status", String(16), nullable=False),
     Column("credits_reserved", Integer, nullable=False),
     Column("credits_charged", Integer),
@@ -77,6 +80,9 @@ jobs = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("delivered", Boolean, nullable=False, default=False),
+    Column("sent_at", UtcDateTime),
+    Column("delivery_owner", Text),
+    Column("delivery_claimed_at", UtcDateTime),
 )
 
 guild_settings = Table(
@@ -89,6 +95,7 @@ guild_settings = Table(
     Column("member_limit", Integer),
     Column("alert_channel_id", BigInteger),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("granted_ceiling", Integer),
 )
 
 alerts_sent = Table(

@@ -4,9 +4,10 @@ import asyncio
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.ledger import JobStatus, Ledger, LimitExceeded
+from bot.ledger import JobStatus, Ledger, LedgerDefaults, LimitExceeded
 
 from .conftest import NOW, Backend
 
@@ -50,7 +51,39 @@ async def test_member_limit_holds_under_concurrency(backend: Backend) -> None:
     assert (await asyncio.gather(*(attempt(i) for i in range(30)))).count(True) == 3
 
 
-async def _run_workers(backend: Backend, processes: int, per_process: int) -> list[dict[str, int]]:
+async def test_bot_budget_holds_across_servers_and_engines(backend: Backend) -> None:
+    """200 requests over 5 servers (each allowing more than the bot) against a bot-wide 100: exactly 20."""
+    defaults = LedgerDefaults(credit_limit=100, bot_budget=100, bot_period="month")
+    ledgers = [await backend.open(defaults) for _ in range(4)]
+
+    async def attempt(i: int) -> bool:
+        try:
+            await ledgers[i % 4].reserve(
+                interaction_id=30_000 + i, guild_id=GUILD + i % 5, channel_id=1, user_id=1_000 + i, now=NOW
+            )
+        except LimitExceeded as refused:
+            assert refused.scope == "bot"
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt(i) for i in range(200)))
+    assert results.count(True) == 20
+    bot = await ledgers[0].bot_usage(now=NOW)
+    assert (bot.total, bot.budget) == (100, 100)
+    assert len({job.guild_id for g in range(5) for job in await ledgers[1].export_rows(GUILD + g, now=NOW)}) > 1
+
+
+async def test_two_processes_share_one_bot_budget(backend: Backend) -> None:
+    ledger = await backend.open(LedgerDefaults(bot_budget=100, bot_period="month"))
+    reports = await _run_workers(backend, processes=2, per_process=100, guilds=5, bot_budget=100)
+    assert sum(r["ok"] for r in reports) == 20
+    assert sum(r["refused"] for r in reports) == 180
+    assert (await ledger.bot_usage(now=datetime.now(UTC))).total == 100  # the workers use the real clock
+
+
+async def _run_workers(
+    backend: Backend, processes: int, per_process: int, guilds: int = 1, bot_budget: int | None = None
+) -> list[dict[str, int]]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     workers = [
         await asyncio.create_subprocess_exec(
@@ -62,6 +95,8 @@ async def _run_workers(backend: Backend, processes: int, per_process: int) -> li
             str(100_000 * (p + 1)),
             str(per_process),
             str(GUILD),
+            str(guilds),
+            "" if bot_budget is None else str(bot_budget),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -9,6 +9,7 @@ import pytest
 from bot.ledger import (
     COST_PER_JOB,
     INTERRUPTED_ERROR,
+    NEVER_SENT_ERROR,
     JobStatus,
     Ledger,
     LedgerDefaults,
@@ -87,7 +88,6 @@ async def test_limit_is_enforced_exactly(ledger: Ledger) -> None:
     assert refused.resets_at == utc(2025, 4, 1)
     usage = await ledger.usage(GUILD, now=NOW)
     assert (usage.used, usage.reserved, usage.total, usage.remaining) == (0, 100, 100, 0)
-    assert usage.fraction == 1.0
     # Another guild has its own budget.
     await reserve(ledger, guild=OTHER_GUILD)
 
@@ -97,7 +97,7 @@ async def test_cost_larger_than_what_is_left_is_refused(ledger: Ledger) -> None:
     await fill(ledger, 2)
     with pytest.raises(LimitExceeded) as caught:
         await reserve(ledger)
-    assert caught.value.used == 10 and caught.value.remaining == 2
+    assert (caught.value.used, caught.value.limit) == (10, 12)
     await reserve(ledger, cost=2)
     assert (await ledger.usage(GUILD, now=NOW)).remaining == 0
 
@@ -107,7 +107,7 @@ async def test_zero_limit_refuses_everything(ledger: Ledger) -> None:
     with pytest.raises(LimitExceeded):
         await reserve(ledger)
     usage = await ledger.usage(GUILD, now=NOW)
-    assert usage.limit == 0 and usage.fraction == 1.0
+    assert usage.limit == 0 and usage.remaining == 0
 
 
 async def test_duplicate_interaction_returns_the_same_job(ledger: Ledger) -> None:
@@ -134,10 +134,8 @@ async def test_job_lifecycle_and_charges(ledger: Ledger) -> None:
         5,
     )
     assert (await ledger.usage(GUILD, now=NOW)).reserved == 5
-    await ledger.set_message_id(job.interaction_id, 1_400_000_000_000_000_000)
     done = await ledger.settle(job.interaction_id, status=JobStatus.COMPLETE, credits_charged=5)
-    assert done is not None and done.status is JobStatus.COMPLETE and done.is_final
-    assert done.message_id == 1_400_000_000_000_000_000
+    assert done is not None and done.status is JobStatus.COMPLETE
     usage = await ledger.usage(GUILD, user_id=ALICE, now=NOW)
     assert (usage.used, usage.reserved, usage.member_used) == (5, 0, 5)
     delivered = await ledger.mark_delivered(job.interaction_id)
@@ -217,7 +215,8 @@ async def test_transitions_on_missing_jobs_return_none(ledger: Ledger) -> None:
     assert await ledger.release(1, error="x") is None
     assert await ledger.mark_unknown(1, error="x") is None
     assert await ledger.mark_delivered(1) is None
-    assert await ledger.set_message_id(1, 5) is None
+    assert await ledger.mark_sending(1) is False
+    assert await ledger.claim_delivery(1, "p1") is False
 
 
 async def test_member_limit(ledger: Ledger) -> None:
@@ -332,7 +331,9 @@ async def test_period_none_never_resets(ledger: Ledger) -> None:
 
 
 async def test_recover_interrupted(ledger: Ledger) -> None:
-    interrupted = await reserve(ledger)
+    queued = await reserve(ledger)  # never reached Magic Hour
+    in_flight = await reserve(ledger)
+    assert await ledger.mark_sending(in_flight.interaction_id) is True
     submitted = await reserve(ledger)
     await ledger.mark_submitted(submitted.interaction_id, project_id="p-sub")
     ambiguous = await reserve(ledger)
@@ -342,17 +343,21 @@ async def test_recover_interrupted(ledger: Ledger) -> None:
     await ledger.mark_submitted(finished.interaction_id, project_id="p-done")
     await ledger.settle(finished.interaction_id, status=JobStatus.COMPLETE, credits_charged=5)
 
-    pending = {job.interaction_id for job in await ledger.pending_jobs()}
-    assert pending == {interrupted.interaction_id, submitted.interaction_id, ambiguous.interaction_id}
-
     to_poll = await ledger.recover_interrupted()
     assert [job.project_id for job in to_poll] == ["p-sub", "p-amb"]
-    after = await ledger.get_job(interrupted.interaction_id)
+    released = await ledger.get_job(queued.interaction_id)
+    assert released is not None and (released.status, released.credits_charged) == (JobStatus.REFUNDED, 0)
+    assert released.error == NEVER_SENT_ERROR
+    after = await ledger.get_job(in_flight.interaction_id)
     assert after is not None and (after.status, after.error) == (JobStatus.UNKNOWN, INTERRUPTED_ERROR)
-    # Never silently released: everything still counts.
-    assert (await ledger.usage(GUILD, now=NOW)).total == 20
+    # The sent one is never silently released: it still counts, as held.
+    usage = await ledger.usage(GUILD, now=NOW)
+    assert (usage.total, usage.held, usage.held_since) == (20, 5, NOW)
     # Running it again changes nothing.
     assert [job.project_id for job in await ledger.recover_interrupted()] == ["p-sub", "p-amb"]
+    assert (await ledger.usage(GUILD, now=NOW)).total == 20
+    # A queued job released by a newer process must not be sent by the old one.
+    assert await ledger.mark_sending(queued.interaction_id) is False
 
 
 async def test_claim_alert_exactly_once(ledger: Ledger) -> None:

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.ledger import JobStatus, Ledger, Period
-from bot.ledger.migrations import LATEST_VERSION, SchemaTooNewError
-from bot.ledger.schema import metadata, schema_version
+from bot.ledger import JobStatus, Ledger, LedgerDefaults, Period
+from bot.ledger.engine import enable_sqlite_wal
+from bot.ledger.migrations import LATEST_VERSION, SchemaTooNewError, migrate
+from bot.ledger.schema import guild_settings, jobs, metadata, schema_version
 
 from .conftest import NOW, Backend
 
@@ -180,3 +181,78 @@ async def test_sqlite_relative_path_is_relative_to_the_working_directory(
     ledger = await Ledger.open("sqlite:///data/bot.db")
     await ledger.close()
     assert (tmp_path / "data" / "bot.db").is_file()
+
+
+async def test_v2_database_is_upgraded_to_v3_keeping_its_data(backend: Backend) -> None:
+    """Built through the shipped migration steps up to v2, filled, then opened by this release."""
+    raw = backend.raw_engine()
+    if backend.name == "sqlite":
+        await enable_sqlite_wal(raw)
+    assert await migrate(raw, target=2) == [1, 2]
+    march_10 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
+    v2_jobs = [
+        {"interaction_id": 1_000_000_000_000_000_011, "status": "complete", "project_id": "p" * 64, "charged": 5},
+        {"interaction_id": 1_000_000_000_000_000_012, "status": "reserved", "project_id": None, "charged": None},
+        {"interaction_id": 1_000_000_000_000_000_013, "status": "submitted", "project_id": "old-run", "charged": 5},
+    ]
+    async with raw.begin() as conn:
+        for job in v2_jobs:
+            await conn.execute(
+                jobs.insert().values(
+                    interaction_id=job["interaction_id"],
+                    guild_id=42,
+                    channel_id=3,
+                    user_id=7,
+                    application_id=9,
+                    interaction_token="tok",
+                    message_id=11,
+                    project_id=job["project_id"],
+                    status=job["status"],
+                    credits_reserved=5,
+                    credits_charged=job["charged"],
+                    name="cat",
+                    created_at=march_10,
+                    updated_at=march_10,
+                    delivered=job["status"] == "complete",
+                )
+            )
+        await conn.execute(
+            guild_settings.insert().values(
+                guild_id=42, credit_limit=50, period="week", member_limit=10, alert_channel_id=99, updated_at=march_10
+            )
+        )
+    assert "granted_ceiling" not in (await columns(raw))["guild_settings"]
+
+    ledger = await backend.open()
+
+    tables = await columns(raw)
+    assert {"sent_at", "delivery_owner", "delivery_claimed_at", "message_id"} <= tables["jobs"]
+    assert "granted_ceiling" in tables["guild_settings"]
+    assert await versions(raw) == list(range(1, LATEST_VERSION + 1))
+    done = await ledger.get_job(1_000_000_000_000_000_011)
+    assert done is not None
+    assert (done.status, done.project_id, done.credits_charged, done.delivered, done.name) == (
+        JobStatus.COMPLETE,
+        "p" * 64,
+        5,
+        True,
+        "cat",
+    )
+    assert done.sent_at is None and done.delivery_owner is None and done.interaction_token == "tok"
+    settings = await ledger.get_settings(42)
+    assert (settings.credit_limit, settings.period, settings.member_limit, settings.alert_channel_id) == (
+        50,
+        Period.WEEK,
+        10,
+        99,
+    )
+    assert settings.granted_ceiling is None
+    # A v2 reserved job carries no sent_at: it may have been in flight, but v2 could not say. Recovery
+    # treats it as never sent and releases it (documented in the report).
+    assert [job.project_id for job in await ledger.recover_interrupted()] == ["old-run"]
+    # New features on the upgraded database: grants, long project ids, the bot-wide lock row.
+    assert (await ledger.grant(42, 500)).max_credit_limit == 500
+    assert await ledger.mark_submitted(1_000_000_000_000_000_013, project_id="q" * 200) is not None
+    budgeted = await backend.open(LedgerDefaults(bot_budget=1000))
+    job = await budgeted.reserve(interaction_id=5, guild_id=42, channel_id=3, user_id=8, now=NOW)
+    assert job.status is JobStatus.RESERVED

@@ -12,6 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -100,6 +104,7 @@ class StillRunning(Exception):
 
 
 CREATE_DRAIN_SECONDS = 5.0
+TOKEN_SWEEP_SECONDS = 60.0
 CREATE_CUT_SHORT = "the bot shut down while Magic Hour was creating the job"
 Expected = (MagicHourError, LimitExceeded, MemberBusy, ShuttingDown, JobCancelled, StillRunning)
 InputRefresher = Callable[[JobRequest], Awaitable[JobRequest | None]]
@@ -168,6 +173,9 @@ class JobRunner:
         self._member_cancels: set[int] = set()
         self._confirmed: set[int] = set()  # running jobs whose project id Magic Hour has given
         self._creates: set[asyncio.Task[str]] = set()  # creates in flight, shielded from cancellation
+        self._sending: set[int] = set()  # interaction ids whose create is in flight
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # claims deliveries
+        self._tokens_cleared_at = float("-inf")
         self._background: set[asyncio.Task[None]] = set()
 
     def on_settled(self, listener: SettledListener) -> None:
@@ -304,6 +312,16 @@ class JobRunner:
         assets = {"image_file_path": request.image_url}
         if request.background_url:
             assets["background_image_file_path"] = request.background_url
+        # From here a restart holds the credits instead of releasing them: the create may happen.
+        if not await self.ledger.mark_sending(request.interaction_id):
+            raise JobCancelled()  # the job was settled meanwhile (e.g. released by a newer process)
+        self._sending.add(request.interaction_id)
+        try:
+            return await self._send_create(request, assets)
+        finally:
+            self._sending.discard(request.interaction_id)
+
+    async def _send_create(self, request: JobRequest, assets: dict[str, str]) -> str:
         try:
             created = await self.client.v1.image_background_remover.create(assets=assets, name=request.name)
         except asyncio.CancelledError:
@@ -371,7 +389,11 @@ class JobRunner:
         )
         delivered = False
         try:
-            delivered = await events.deliver(result)
+            if await self._claim_delivery(request):
+                delivered = await events.deliver(result)
+            else:
+                log.info("another process is delivering this job %s", request.log_context(project.id))
+                return result
         except Exception:
             log.exception("delivery failed %s", request.log_context(project.id))
         finally:
@@ -394,6 +416,18 @@ class JobRunner:
         await self._notify_settled(request.guild_id)
         return result
 
+    async def _claim_delivery(self, request: JobRequest) -> bool:
+        """At most one process delivers a job; if the claim cannot be written, deliver anyway (paid for)."""
+        try:
+            return await self.ledger.claim_delivery(request.interaction_id, self.instance_id)
+        except Exception:
+            log.exception("could not claim the delivery; delivering anyway %s", request.log_context())
+            return True
+
+    def in_flight(self) -> frozenset[int]:
+        """Interaction ids of jobs whose create this process is sending right now (not to be released)."""
+        return frozenset(self._sending)
+
     def _download_cap(self, request: JobRequest) -> int | None:
         """Never fetch more than the reply could carry: past that only the link is of use."""
         caps = [cap for cap in (self.max_output_bytes, request.upload_limit) if cap is not None]
@@ -410,6 +444,12 @@ class JobRunner:
         await self._notify_settled(request.guild_id)
 
     async def _notify_settled(self, guild_id: int) -> None:
+        if time.monotonic() - self._tokens_cleared_at > TOKEN_SWEEP_SECONDS:
+            self._tokens_cleared_at = time.monotonic()
+            try:
+                await self.ledger.clear_expired_tokens()  # a token is a credential for 15 minutes: keep none longer
+            except Exception:
+                log.exception("could not clear expired interaction tokens")
         for listener in self._settled_listeners:
             try:
                 await listener(guild_id)

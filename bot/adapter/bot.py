@@ -74,7 +74,7 @@ class BackgroundBot(commands.Bot):
 
     async def resume_jobs(self) -> int:
         """Pick up what an earlier process left; called once, after login and before the gateway connects."""
-        records = [r for r in await self.ledger.recover_interrupted() if self.owns_guild(r.guild_id)]
+        records = await self.ledger.recover_interrupted(owns_guild=self.owns_guild)
         for record in records:
             self.runner.resume(record, RecoveredEvents(self, record))
         if records:

@@ -93,14 +93,14 @@ def create_ledger_engine(url: URL, connect_args: Mapping[str, Any] | None = None
     args = dict(connect_args or {})
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, args)
-    return create_async_engine(url, connect_args=args, pool_pre_ping=True, pool_recycle=1800)
+    return create_async_engine(url, connect_args=args, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True)
 
 
 def _sqlite_engine(url: URL, args: dict[str, Any]) -> AsyncEngine:
     assert url.database  # guaranteed by normalize_database_url
     Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
-    engine = create_async_engine(url, connect_args=args)
+    engine = create_async_engine(url, connect_args=args, hide_parameters=True)  # no token in a logged error
     busy_ms = int(float(args["timeout"]) * 1000)
 
     @event.listens_for(engine.sync_engine, "connect")

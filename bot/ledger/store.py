@@ -884,6 +884,7 @@ class Ledger:
             return int((await conn.execute(statement)).scalar_one())
 
         return await self._run(work, write=False)
+
     async def unclaim_alert(self, guild_id: int, threshold: int, period_start: datetime) -> None:
         """Give a claim back when its post failed, so the next settled job tries to post it again."""
 

@@ -9,6 +9,7 @@ import pytest
 
 from bot.jobs import MemberBusy, ShuttingDown
 from bot.ledger import COST_PER_JOB, JobStatus, LimitExceeded
+from bot.ledger.models import HOLDING_STATUSES
 from bot.magic_hour import (
     APIConnectionError,
     AuthenticationError,
@@ -212,7 +213,7 @@ async def _assert_held_as_unknown(world: World, interaction_id: int) -> None:
     """The create may have made (and charged) a job: the credits keep counting until someone resolves it."""
     record = await world.ledger.get_job(interaction_id)
     assert (record.status, record.project_id) == (JobStatus.UNKNOWN, None)
-    assert record.counted_credits == COST_PER_JOB
+    assert record.credits_reserved == COST_PER_JOB and record.status in HOLDING_STATUSES
     usage = await world.ledger.usage(GUILD_ID, user_id=USER_ID)
     assert (usage.reserved, usage.member_used) == (COST_PER_JOB, COST_PER_JOB)
     assert world.sent() == [("POST", CREATE_PATH)]  # never re-sent: that could charge twice

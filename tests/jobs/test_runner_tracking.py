@@ -6,6 +6,7 @@ import asyncio
 
 from bot.jobs import StillRunning
 from bot.ledger import COST_PER_JOB, JobStatus
+from bot.ledger.models import SETTLED_STATUSES
 from bot.magic_hour import JobFailedError
 from tests.fakes.magic_hour import CREATE_PATH, CREDITS_PER_JOB, PNG_BYTES
 from tests.jobs.conftest import CHANNEL_ID, GUILD_ID, USER_ID, RecordingEvents, World
@@ -52,10 +53,11 @@ async def test_a_job_whose_polling_breaks_is_tracked_in_the_background(world: Wo
 
 
 async def test_jobs_left_by_an_earlier_process_are_resumed_from_the_ledger(world: World) -> None:
-    """The earlier process reserved three jobs and crashed: one created, one created and failing, one unanswered."""
+    """The earlier process reserved four jobs and crashed: one created, one created and failing, one sent but
+    unanswered, and one still queued (never sent)."""
     ledger = world.ledger
-    done, failing, unanswered = (world.request() for _ in range(3))
-    for request in (done, failing, unanswered):
+    done, failing, unanswered, queued = (world.request() for _ in range(4))
+    for request in (done, failing, unanswered, queued):
         await ledger.reserve(
             interaction_id=request.interaction_id,
             guild_id=GUILD_ID,
@@ -66,6 +68,8 @@ async def test_jobs_left_by_an_earlier_process_are_resumed_from_the_ledger(world
             input_url=request.image_url,
             name=request.name,
         )
+    for request in (done, failing, unanswered):
+        assert await ledger.mark_sending(request.interaction_id)
     remover = world.client.v1.image_background_remover
     done_project = await remover.create(assets={"image_file_path": done.image_url})
     world.mh.script("error", code="render_failed", message="Rendering failed")
@@ -79,7 +83,9 @@ async def test_jobs_left_by_an_earlier_process_are_resumed_from_the_ledger(world
     assert [r.interaction_id for r in records] == [done.interaction_id, failing.interaction_id]
     assert records[0].interaction_token == done.interaction_token  # what a restart needs to edit the reply
     still_unknown = await ledger.get_job(unanswered.interaction_id)
-    assert still_unknown.status is JobStatus.UNKNOWN and still_unknown.counted_credits == COST_PER_JOB
+    assert still_unknown.status is JobStatus.UNKNOWN and still_unknown.credits_reserved == COST_PER_JOB
+    never_sent = await ledger.get_job(queued.interaction_id)
+    assert (never_sent.status, never_sent.credits_charged) == (JobStatus.REFUNDED, 0)  # released, not held
 
     runner = world.make_runner()
     done_events, failing_events, unknown_events = RecordingEvents(), RecordingEvents(), RecordingEvents()
@@ -113,6 +119,6 @@ async def _settled(world: World, interaction_id: int) -> None:
     """The background settles just after delivery returns; wait for the ledger to show it."""
     while True:
         record = await world.ledger.get_job(interaction_id)
-        if record is not None and record.is_final:
+        if record is not None and record.status in SETTLED_STATUSES | {JobStatus.REFUNDED}:
             return
         await asyncio.sleep(0.005)

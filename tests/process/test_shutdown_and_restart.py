@@ -10,7 +10,7 @@ from sqlalchemy import update
 from bot.ledger import JobStatus, Ledger
 from bot.ledger.schema import jobs
 from tests.fakes.discord_api import RecordedRequest
-from tests.fakes.interactions import make_attachment
+from tests.fakes.interactions import make_attachment, make_member, make_user
 from tests.fakes.magic_hour import PNG_BYTES
 from tests.process.conftest import Fakes
 
@@ -149,3 +149,33 @@ async def test_sigterm_during_a_create_that_never_answers_holds_the_credits(fake
     assert record.project_id is None and "shut down" in (record.error or "")
     texts = [(r.json or {}).get("content", "") for r in fakes.api.original_edits(token)]
     assert "will be posted" not in texts[-1], texts
+
+
+async def test_after_kill_9_a_queued_job_is_released_and_a_job_mid_create_is_held(fakes: Fakes) -> None:
+    """Queued (never sent) costs nothing on the next start; a create that may have happened stays counted."""
+    fakes.mh.fail_next("POST", "/v1/image-background-remover", delay=30.0)  # the first create hangs
+    await fakes.start_bot("run", MAX_CONCURRENT_JOBS="1")
+    await fakes.gateway.wait_ready(timeout=20)
+    sending = fakes.harness.slash_command("remove-background", {"image": make_attachment("a.png")})
+    sending_id = await fakes.gateway.push_interaction(sending)
+    await fakes.wait_mh_creates(1)
+    other = fakes.harness.slash_command(
+        "remove-background", {"image": make_attachment("b.png")}, user=make_member(make_user("bob"))
+    )
+    queued_id = await fakes.gateway.push_interaction(other)
+    await fakes.api.wait_for(
+        lambda _: any("Queued" in (e.json or {}).get("content", "") for e in fakes.api.original_edits(other["token"])),
+        timeout=10,
+    )
+    fakes.processes[0].send(signal.SIGKILL)
+    assert await fakes.processes[0].wait(timeout=10) == -signal.SIGKILL
+
+    restarted = await fakes.start_bot("run")
+    await fakes.gateway.wait_ready(count=2, timeout=20)
+    released = await fakes.wait_job(queued_id, JobStatus.REFUNDED)
+    assert released.credits_charged == 0
+    held = await fakes.wait_job(sending_id, JobStatus.UNKNOWN)
+    assert held.project_id is None and held.credits_reserved == 5
+    assert fakes.mh.creates == 1, "neither job may be sent again"
+    restarted.send(signal.SIGTERM)
+    assert await restarted.wait(timeout=20) == 0, restarted.output

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from bot.inputs import IMAGE_EXTENSIONS
 from bot.jobs import JobCancelled, JobResult, MemberBusy, ShuttingDown, StillRunning
-from bot.ledger import LimitExceeded, Period, Usage
+from bot.ledger import HeldJobs, LimitExceeded, Period, Usage
 from bot.magic_hour import (
     APIConnectionError,
     APIResponseValidationError,
@@ -109,6 +109,12 @@ def interrupted(resumable: bool = True) -> str:
 
 
 def limit_exceeded(error: LimitExceeded) -> str:
+    if error.scope == "bot":
+        # The bot-wide budget spans every server: its figures are other servers' business.
+        text = f"🚫 The bot's credit budget {PERIOD_WORDS[Period(error.period)]} is used up, so no new jobs can start."
+        if error.resets_at is not None:
+            return text + f" It resets {timestamp(error.resets_at)}."
+        return text + " Ask the bot owner to raise it."
     whose = "This server" if error.scope == "guild" else "You"
     period = PERIOD_WORDS[Period(error.period)]
     text = (
@@ -119,6 +125,46 @@ def limit_exceeded(error: LimitExceeded) -> str:
         text += f" The limit resets {timestamp(error.resets_at)}."
     else:
         text += " A server admin can raise it with `/credits set-limit`."
+    return text
+
+
+def held_line(held: HeldJobs) -> str:
+    jobs = "1 job" if held.count == 1 else f"{held.count} jobs"
+    since = f" since {timestamp(held.since)}" if held.since is not None else ""
+    return (
+        f"⚠️ {held.credits} credits are held by {jobs} Magic Hour never confirmed{since}. "
+        "A server admin can release them with `/credits release-held`."
+    )
+
+
+def release_held_question(held: HeldJobs) -> str:
+    jobs = "1 job" if held.count == 1 else f"{held.count} jobs"
+    since = f", the oldest from {timestamp(held.since, 'f')}" if held.since is not None else ""
+    return (
+        f"{jobs.capitalize()} ({held.credits} credits) never got an answer from Magic Hour{since}. "
+        "Releasing gives the credits back to this server's budget. If Magic Hour did run them, the bot owner "
+        "pays for them anyway. Release them?"
+    )
+
+
+def released_held(count: int, credits: int) -> str:
+    if count == 0:
+        return "Nothing was held any more: there was nothing to release."
+    jobs = "1 job" if count == 1 else f"{count} jobs"
+    return f"✅ Released {jobs}: {credits} credits are back in this server's budget. The job history records it."
+
+
+def ceiling_exceeded(requested: int, ceiling: int) -> str:
+    return (
+        f"❌ {requested} credits is above this server's ceiling of {ceiling} credits. "
+        "Only the bot's owner can raise it (with `python -m bot grant`)."
+    )
+
+
+def export_summary(rows: int, left_out: int) -> str:
+    text = f"{rows} job(s) this period."
+    if left_out:
+        text += f" The file holds the first {rows - left_out}: {left_out} more did not fit Discord's upload limit."
     return text
 
 

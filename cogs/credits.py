@@ -6,10 +6,9 @@ Admin subcommands are guarded in code with `has_permissions(manage_guild=True)`:
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -17,7 +16,8 @@ from discord.ext import commands
 
 from bot import replies
 from bot.adapter.checks import require_guild
-from bot.ledger import JobRecord, Period
+from bot.adapter.views import ConfirmView
+from bot.ledger import CeilingExceeded, JobRecord, Period, export_csv
 
 if TYPE_CHECKING:
     from bot.adapter.bot import BackgroundBot
@@ -26,6 +26,27 @@ log = logging.getLogger("bot.cogs.credits")
 
 PERIOD_CHOICES = [app_commands.Choice(name=period.value, value=period.value) for period in Period]
 admin_only = app_commands.checks.has_permissions(manage_guild=True)
+EXPORT_MARGIN = 4096  # bytes of the upload limit left for the message around the file
+
+
+async def defer(interaction: discord.Interaction) -> None:
+    """Every /credits answer is private and may need the database: acknowledge first, answer after."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+async def answer(
+    interaction: discord.Interaction,
+    text: str,
+    *,
+    file: discord.File | None = None,
+    view: discord.ui.View | None = None,
+) -> None:
+    kwargs: dict[str, Any] = {"content": text}
+    if file is not None:
+        kwargs["attachments"] = [file]
+    if view is not None:
+        kwargs["view"] = view
+    await interaction.edit_original_response(**kwargs)
 
 
 class AlertChannel(app_commands.Transformer):
@@ -54,39 +75,6 @@ def history_line(record: JobRecord) -> str:
     return f"{replies.timestamp(record.created_at, 'f')} <@{record.user_id}> · {record.status} · {credits} credits"
 
 
-def export_csv(records: list[JobRecord]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            "created_at",
-            "interaction_id",
-            "user_id",
-            "channel_id",
-            "project_id",
-            "status",
-            "credits_reserved",
-            "credits_charged",
-            "error",
-        ]
-    )
-    for r in records:
-        writer.writerow(
-            [
-                r.created_at.isoformat(),
-                r.interaction_id,
-                r.user_id,
-                r.channel_id,
-                r.project_id or "",
-                r.status,
-                r.credits_reserved,
-                "" if r.credits_charged is None else r.credits_charged,
-                r.error or "",
-            ]
-        )
-    return out.getvalue().encode()
-
-
 @app_commands.guild_only()
 class Credits(commands.GroupCog, group_name="credits", group_description="Magic Hour credits for this server"):
     def __init__(self, bot: BackgroundBot) -> None:
@@ -98,11 +86,16 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
 
     @app_commands.command(name="usage", description="How many credits this server and you have used")
     async def usage(self, interaction: discord.Interaction) -> None:
+        await defer(interaction)
         guild_id = self._guild(interaction)
         usage = await self.bot.ledger.usage(guild_id, user_id=interaction.user.id)
+        held = await self.bot.ledger.held(guild_id)
         lines = [replies.usage_line(usage)]
-        if usage.reserved:
-            lines.append(f"{usage.reserved} of those are reserved for jobs still running.")
+        running = usage.reserved - usage.held
+        if running > 0:
+            lines.append(f"{running} of those are reserved for jobs still running.")
+        if held.count:
+            lines.append(replies.held_line(held))
         mine = f"You have used {usage.member_used or 0} credits"
         if usage.member_limit is not None:
             mine += f" of your {usage.member_limit}-credit limit"
@@ -111,7 +104,7 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
             top = await self.bot.ledger.top_members(guild_id, limit=5)
             if top:
                 lines.append("**Top members:** " + ", ".join(f"<@{user}> {credits}" for user, credits in top))
-        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+        await answer(interaction, "\n".join(lines))
 
     @app_commands.command(name="set-limit", description="Set how many credits this server may use per period")
     @app_commands.describe(credits="Credits allowed per period (0 stops all jobs)", period="When the count starts over")
@@ -123,16 +116,20 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         credits: app_commands.Range[int, 0, 100_000_000],
         period: str = Period.MONTH.value,
     ) -> None:
+        await defer(interaction)  # an owner lookup and two writes can outlast Discord's 3 s
         guild_id = self._guild(interaction)
         owner = await self.bot.is_owner(interaction.user)
         try:
             await self.bot.ledger.set_limit(guild_id, credits, period, bypass_ceiling=owner)
+        except CeilingExceeded as error:
+            await answer(interaction, replies.ceiling_exceeded(error.requested, error.ceiling))
+            return
         except ValueError as error:
-            await interaction.response.send_message(f"❌ {error}", ephemeral=True)
+            await answer(interaction, f"❌ {error}")
             return
         usage = await self.bot.ledger.usage(guild_id)
         log.info("limit set guild=%s user=%s credits=%s period=%s", guild_id, interaction.user.id, credits, period)
-        await interaction.response.send_message(f"✅ Limit set. {replies.usage_line(usage)}", ephemeral=True)
+        await answer(interaction, f"✅ Limit set. {replies.usage_line(usage)}")
 
     @app_commands.command(name="set-member-limit", description="Set how many credits each member may use per period")
     @app_commands.describe(credits="Credits per member per period; 0 or empty removes the member limit")
@@ -140,22 +137,24 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
     async def set_member_limit(
         self, interaction: discord.Interaction, credits: app_commands.Range[int, 0, 100_000_000] | None = None
     ) -> None:
+        await defer(interaction)
         guild_id = self._guild(interaction)
         value = credits or None
         await self.bot.ledger.set_member_limit(guild_id, value)
         text = (
             "✅ Member limit removed." if value is None else f"✅ Each member may now use {value} credits per period."
         )
-        await interaction.response.send_message(text, ephemeral=True)
+        await answer(interaction, text)
 
     @app_commands.command(name="history", description="The latest background removals in this server")
     @app_commands.describe(member="Only this member's jobs")
     @admin_only
     async def history(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
+        await defer(interaction)
         guild_id = self._guild(interaction)
         records = await self.bot.ledger.history(guild_id, user_id=member.id if member else None, limit=20)
         if not records:
-            await interaction.response.send_message("No jobs yet.", ephemeral=True)
+            await answer(interaction, "No jobs yet.")
             return
         lines: list[str] = []
         for record in records:
@@ -163,17 +162,19 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
             if sum(len(x) + 1 for x in lines) + len(line) > 1900:
                 break
             lines.append(line)
-        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+        await answer(interaction, "\n".join(lines))
 
     @app_commands.command(name="export", description="This period's jobs as a CSV file")
     @admin_only
     async def export(self, interaction: discord.Interaction) -> None:
+        await defer(interaction)  # every row of the period (all rows ever with period "none")
         guild_id = self._guild(interaction)
         records = await self.bot.ledger.export_rows(guild_id)
         usage = await self.bot.ledger.usage(guild_id)
         name = f"credits-{guild_id}-{usage.period_start:%Y-%m-%d}.csv"
-        file = discord.File(io.BytesIO(export_csv(records)), filename=name)
-        await interaction.response.send_message(f"{len(records)} job(s) this period.", file=file, ephemeral=True)
+        data, left_out = export_csv(records, max_bytes=interaction.filesize_limit - EXPORT_MARGIN)
+        text = replies.export_summary(len(records), left_out)
+        await answer(interaction, text, file=discord.File(io.BytesIO(data), filename=name))
 
     @app_commands.command(
         name="alerts", description="Where to post when the server reaches 80 % and 100 % of its limit"
@@ -185,10 +186,33 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         interaction: discord.Interaction,
         channel: app_commands.Transform[app_commands.AppCommandChannel, AlertChannel] | None = None,
     ) -> None:
+        await defer(interaction)
         guild_id = self._guild(interaction)
         await self.bot.ledger.set_alert_channel(guild_id, channel.id if channel else None)
         text = f"✅ Alerts will be posted in {channel.mention}." if channel else "✅ Alerts turned off."
-        await interaction.response.send_message(text, ephemeral=True)
+        await answer(interaction, text)
+
+    @app_commands.command(
+        name="release-held", description="Release the credits of jobs Magic Hour never confirmed (outcome unknown)"
+    )
+    @admin_only
+    async def release_held(self, interaction: discord.Interaction) -> None:
+        await defer(interaction)
+        guild_id = self._guild(interaction)
+        held = await self.bot.ledger.held(guild_id)
+        if not held.count:
+            await answer(interaction, "Nothing is held: every job's outcome is known.")
+            return
+        runner = self.bot.runner
+        by = f"user {interaction.user.id} (/credits release-held)"
+
+        async def release() -> str:
+            released = await self.bot.ledger.release_held(guild_id, by=by, exclude=runner.in_flight())
+            log.info("held jobs released guild=%s user=%s jobs=%s", guild_id, interaction.user.id, released.count)
+            return replies.released_held(released.count, released.credits)
+
+        view = ConfirmView(interaction.user.id, release, timeout=120)
+        await answer(interaction, replies.release_held_question(held), view=view)
 
     @staticmethod
     def _guild(interaction: discord.Interaction) -> int:

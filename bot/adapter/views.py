@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import discord
 
@@ -32,3 +32,36 @@ class CancelView(discord.ui.View):
         if not self._cancel():
             await interaction.followup.send("This job has already started and can't be cancelled.", ephemeral=True)
         self.stop()
+
+
+class ConfirmView(discord.ui.View):
+    """A yes/no question for one member: `action` runs once, on Release, and its text replaces the question."""
+
+    def __init__(self, owner_id: int, action: Callable[[], Awaitable[str]], timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.owner_id = owner_id
+        self._action = action
+        self._done = False
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message("Only the admin who asked can answer this.", ephemeral=True)
+            return False
+        return True
+
+    @discord.ui.button(label="Release", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmView]) -> None:
+        if self._done:  # a second press in the same instant
+            await interaction.response.defer()
+            return
+        self._done = True
+        self.stop()
+        await interaction.response.defer()
+        text = await self._action()
+        await interaction.edit_original_response(content=text, view=None)
+
+    @discord.ui.button(label="Keep", style=discord.ButtonStyle.secondary)
+    async def keep(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmView]) -> None:
+        self._done = True
+        self.stop()
+        await interaction.response.edit_message(content="Nothing was released.", view=None)

@@ -28,6 +28,7 @@ from tests.fakes.magic_hour import FakeMagicHour
 
 EPHEMERAL = 1 << 6
 CHANNEL_MESSAGE = 4
+DEFERRED_CHANNEL_MESSAGE = 5
 JOB_TIMEOUT = 10.0
 REFUSED = "🔒 You need the **Manage Server** permission to use this command."
 
@@ -39,13 +40,22 @@ def reset_mark(moment: datetime | None) -> str:
 
 
 def ephemeral_reply(world: BotWorld, iid: int) -> tuple[str, dict[str, Any]]:
-    """The one immediate reply the bot sent for `iid`; fails unless it is visible only to the caller."""
+    """The bot's answer to `iid`; fails unless it is visible only to the caller.
+
+    Either one immediate reply (refusals by a check), or a private "thinking…" acknowledgement followed by
+    an edit of it (every /credits command that reaches the database defers first).
+    """
     calls = world.discord.callbacks(iid)
     assert len(calls) == 1, calls
     body = calls[0].json
-    assert body["type"] == CHANNEL_MESSAGE, body
     assert int(body["data"].get("flags", 0)) & EPHEMERAL, body
-    return body["data"]["content"], body
+    if body["type"] == CHANNEL_MESSAGE:
+        return body["data"]["content"], body
+    assert body["type"] == DEFERRED_CHANNEL_MESSAGE, body
+    token = world.discord.token_of(iid)
+    edits = world.discord.original_edits(token)
+    assert edits, "the deferred answer was never edited in"
+    return edits[-1].json["content"], edits[-1].json
 
 
 async def credits(
@@ -314,10 +324,10 @@ async def test_export_attaches_this_periods_jobs_as_csv(world: BotWorld) -> None
     iid = await credits(world, "export", permissions=ADMIN_PERMISSIONS)
     text, body = ephemeral_reply(world, iid)
     assert text == "3 job(s) this period."
-    (upload,) = world.discord.callbacks(iid)[0].files
+    (upload,) = world.discord.original_edits(world.discord.token_of(iid))[-1].files
     usage = await world.bot.ledger.usage(world.discord.guild_id)
     assert upload.filename == f"credits-{world.discord.guild_id}-{usage.period_start:%Y-%m-%d}.csv"
-    assert body["data"]["attachments"][0]["filename"] == upload.filename
+    assert body["attachments"][0]["filename"] == upload.filename
 
     rows = list(csv.DictReader(io.StringIO(upload.data.decode())))
     assert [int(r["interaction_id"]) for r in rows] == [*jobs, refunded]
@@ -441,3 +451,75 @@ async def test_an_alert_whose_post_failed_is_posted_after_the_next_job(world: Bo
         "📈 This server has reached 80 %",
         "📈 This server has reached 100 %",
     ]
+
+
+async def test_export_escapes_cells_a_spreadsheet_would_run_as_formulas(world: BotWorld) -> None:
+    await add_job(world, world.discord.user.id, status=JobStatus.FAILED, charged=0)
+    async with world.bot.ledger.engine.begin() as conn:
+        from bot.ledger.schema import jobs
+
+        await conn.execute(jobs.update().values(error='=HYPERLINK("http://evil.example","click")'))
+    iid = await credits(world, "export", permissions=ADMIN_PERMISSIONS)
+    ephemeral_reply(world, iid)
+    (upload,) = world.discord.original_edits(world.discord.token_of(iid))[-1].files
+    [row] = list(csv.DictReader(io.StringIO(upload.data.decode())))
+    assert row["error"].startswith("'=HYPERLINK"), row["error"]
+
+
+async def test_export_larger_than_the_upload_limit_is_cut_and_says_so(world: BotWorld) -> None:
+    for _ in range(60):
+        await add_job(world, world.discord.user.id, status=JobStatus.FAILED, charged=0)  # refunded: no limit hit
+    payload = world.discord.slash_command(
+        "credits", {}, subcommand="export", permissions=ADMIN_PERMISSIONS, attachment_size_limit=4096 + 2000
+    )
+    iid = await world.discord.run(payload)
+    text, _ = ephemeral_reply(world, iid)
+    (upload,) = world.discord.original_edits(world.discord.token_of(iid))[-1].files
+    kept = len(list(csv.DictReader(io.StringIO(upload.data.decode()))))
+    assert 0 < kept < 60 and len(upload.data) <= 2000
+    assert f"60 job(s) this period. The file holds the first {kept}: {60 - kept} more did not fit" in text
+
+
+async def test_usage_names_the_credits_held_by_unconfirmed_jobs_and_admins_can_release_them(world: BotWorld) -> None:
+    ledger = world.bot.ledger
+    guild = world.discord.guild_id
+    await ledger.reserve(interaction_id=777, guild_id=guild, channel_id=1, user_id=world.discord.user.id)
+    assert await ledger.mark_sending(777)
+    await ledger.mark_unknown(777, error="Magic Hour answered 504")
+
+    text, _ = ephemeral_reply(world, await credits(world, "usage"))
+    assert "5 credits are held by 1 job Magic Hour never confirmed since <t:" in text
+    assert "/credits release-held" in text
+
+    refused = await credits(world, "release-held", permissions=DEFAULT_MEMBER_PERMISSIONS)
+    assert ephemeral_reply(world, refused)[0] == REFUSED
+    assert (await ledger.get_job(777)).status is JobStatus.UNKNOWN
+
+    iid = await credits(world, "release-held", permissions=ADMIN_PERMISSIONS)
+    question, body = ephemeral_reply(world, iid)
+    assert "1 job (5 credits) never got an answer" in question
+    buttons = {b["label"]: b for b in body["components"][0]["components"]}
+    assert set(buttons) == {"Release", "Keep"}
+    assert (await ledger.get_job(777)).status is JobStatus.UNKNOWN, "nothing is released before the answer"
+
+    message_id = int(world.discord.original_edits(world.discord.token_of(iid))[-1].response["id"])
+    click = world.discord.button_click(
+        buttons["Release"]["custom_id"], message_id=message_id, permissions=ADMIN_PERMISSIONS
+    )
+    await world.discord.run(click)
+    final = world.discord.original_edits(click["token"])[-1].json["content"]
+    assert final.startswith("✅ Released 1 job: 5 credits are back")
+    record = await ledger.get_job(777)
+    assert (record.status, record.credits_charged) == (JobStatus.REFUNDED, 0)
+    assert f"released by user {world.discord.user.id}" in record.error
+    assert (await ledger.usage(guild)).total == 0
+
+
+async def test_by_default_an_admin_can_lower_the_budget_but_not_raise_it(world: BotWorld) -> None:
+    before = await settings(world)
+    text = await admin(world, "set-limit", {"credits": 100_000_000, "period": "day"})
+    assert text.startswith("❌ 100000000 credits is above this server's ceiling of 100 credits.")
+    assert "Only the bot's owner can raise it" in text and "python -m bot grant" in text
+    assert await settings(world) == before
+    assert (await admin(world, "set-limit", {"credits": 40})).startswith("✅ Limit set.")
+    assert (await settings(world)).credit_limit == 40

@@ -51,6 +51,9 @@ class Settings:
     max_guild_credit_limit: int | None = None
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
+    port: int | None = None
+    host: str = "0.0.0.0"  # noqa: S104 - a platform's router reaches the process on every interface
+    magic_hour_webhook_secret: str | None = field(default=None, repr=False)
 
 
 def load_settings(
@@ -168,6 +171,13 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
             "DEFAULT_GUILD_CREDIT_LIMIT", f"({default_limit}) is above MAX_GUILD_CREDIT_LIMIT ({max_limit})."
         )
 
+    port = integer("port", minimum=0)
+    if port is not None and port > 65535:
+        raise SettingsError("PORT", f"must be a TCP port between 0 and 65535, got {port}.")
+    webhook_secret = raw("magic_hour_webhook_secret")
+    if webhook_secret is not None and any(ch.isspace() for ch in webhook_secret):
+        raise SettingsError("MAGIC_HOUR_WEBHOOK_SECRET", "looks malformed: it must not contain spaces.")
+
     return Settings(
         discord_token=token,
         magic_hour_api_key=api_key,
@@ -189,6 +199,9 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         max_guild_credit_limit=max_limit,
         shard_count=shard_count,
         shard_ids=shard_ids,
+        port=port,
+        host=raw("host") or default("host"),
+        magic_hour_webhook_secret=webhook_secret,
     )
 
 

@@ -125,9 +125,14 @@ class ImageProjects(_Resource):
         )
 
     async def wait(
-        self, *, id: str, on_status: StatusCallback | None = None, deadline: float | None = None
+        self,
+        *,
+        id: str,
+        on_status: StatusCallback | None = None,
+        deadline: float | None = None,
+        poll: PollPolicy | None = None,
     ) -> ImageProject:
-        """Poll on the PollPolicy schedule until the project is final.
+        """Poll on the PollPolicy schedule (the client's, or `poll`) until the project is final.
 
         Returns the complete project; raises JobFailedError on error/canceled and PollTimeoutError past
         the deadline (the job may still finish: keep the id). A poll that fails transiently (after the
@@ -135,7 +140,8 @@ class ImageProjects(_Resource):
         `on_status` (sync or async) is called once per status change, including the first status seen.
         """
         client = self._client
-        limit = client.poll.deadline if deadline is None else deadline
+        policy = poll or client.poll
+        limit = policy.deadline if deadline is None else deadline
         start = client._clock()
         last_status: ProjectStatus | str | None = None
         while True:
@@ -143,7 +149,7 @@ class ImageProjects(_Resource):
             remaining = limit - elapsed
             if remaining <= 0:
                 raise errors.PollTimeoutError(id, str(last_status) if last_status else None, limit)
-            await client._sleep(min(client.poll.next_delay(elapsed), remaining))
+            await client._sleep(min(policy.next_delay(elapsed), remaining))
             try:
                 project = await self.get(id=id)
             except (errors.APIConnectionError, errors.RateLimitError, errors.InternalServerError) as exc:

@@ -115,7 +115,7 @@ class ProjectEvents:
                     if not event_task.cancelled() and event_task.done():
                         event = event_task.result()
                         if event.type in TERMINAL_EVENTS:
-                            return await self._final(client, event, on_status)
+                            return await self._final(client, event)
                         await _call(on_status, event.project)
                         continue
                     if self.live:
@@ -129,13 +129,14 @@ class ProjectEvents:
                         await poll
 
     @staticmethod
-    async def _final(client: AsyncClient, event: ProjectEvent, on_status: StatusCallback | None) -> ImageProject:
+    async def _final(client: AsyncClient, event: ProjectEvent) -> ImageProject:
         project = event.project
         wanted = ProjectStatus.COMPLETE if event.type == COMPLETED else ProjectStatus.ERROR
         if project.status != wanted or (wanted == ProjectStatus.COMPLETE and not project.downloads):
             # The status comes from the event; only a missing download URL costs one read.
             project = await client.v1.image_projects.get(id=project.id)
-        await _call(on_status, project)
+        # No progress edit for the final status: the result follows at once, and an edit in flight would
+        # hold it back by a Discord round trip.
         if event.type == ERRORED or project.status in (ProjectStatus.ERROR, ProjectStatus.CANCELED):
             raise JobFailedError(project)
         return project

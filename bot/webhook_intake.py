@@ -37,11 +37,14 @@ class WebhookIntake:
         if event.type not in IMAGE_EVENTS or event.project is None:
             return "ignored_type"
         project = event.project
+        # The waiter here, if any, is woken before the ledger write: a result is never held back by it, and
+        # a second copy of the event cannot deliver twice (a wait ends at its first terminal event).
+        woke = self.hub.publish(ProjectEvent(event.type, project))
         fresh = await self.ledger.record_webhook_event(project.id, event.type, json.dumps(event.payload))
+        if woke:
+            return "woke_waiter" if fresh else "duplicate"
         if not fresh:
             return "duplicate"
-        if self.hub.publish(ProjectEvent(event.type, project)):
-            return "woke_waiter"
         job = await self.ledger.get_job_by_project(project.id)
         if job is not None:
             # Owned by another process (the ledger's NOTIFY wakes it) or already settled.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.ledger import JobStatus
@@ -28,10 +30,24 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return found
 
 
-async def test_nothing_listens_without_port(tmp_path: Path, mh: FakeMagicHour) -> None:
-    async with bot_world(tmp_path, mh) as world:
+async def test_nothing_listens_without_port_and_start_up_says_so(
+    tmp_path: Path, mh: FakeMagicHour, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    async with bot_world(tmp_path, mh, MAGIC_HOUR_WEBHOOK_SECRET=WEBHOOK_SECRET) as world:
         assert world.http_url is None
         assert not world.bot.resources.project_events.live
+    assert any("HTTP server off" in r.getMessage() and "webhooks off" in r.getMessage() for r in caplog.records)
+
+
+async def test_start_up_says_webhooks_are_on(
+    tmp_path: Path, mh: FakeMagicHour, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    async with bot_world(tmp_path, mh, http=True, MAGIC_HOUR_WEBHOOK_SECRET=WEBHOOK_SECRET) as world:
+        assert world.bot.resources.project_events.live
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("HTTP server on")]
+    assert "webhooks on at /webhooks/magic-hour" in line and WEBHOOK_SECRET not in line
 
 
 async def test_healthz_names_the_gateway_when_it_is_not_connected(

@@ -106,6 +106,7 @@ async def test_a_lost_event_is_caught_by_the_fallback_polls(tmp_path: Path, mh: 
         assert [d.status for d in mh.webhook_deliveries] == [None, None]
         assert next(iter(mh.jobs.values())).polls >= 1
         assert deliveries_with_files(world, token) == 1
+        assert world.bot.resources.project_events.misses == 1  # counted: three in a row and polling turns dense
 
 
 async def test_a_cancelled_job_has_no_event_and_the_fallback_reports_it(tmp_path: Path, mh: FakeMagicHour) -> None:

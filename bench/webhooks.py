@@ -1,6 +1,9 @@
 """Webhooks against plain polling, through the whole bot: polls per job and completion→reply delay.
 
-Run: python -m bench.webhooks [--jobs 10] [--durations 2,4,10]
+Run: python -m bench.webhooks [--jobs 10] [--durations 2,4,10] [--stagger 0]
+
+`--stagger S` starts the commands S seconds apart instead of all at once (all at once, every job of a row
+completes in the same millisecond, and the bot and both fakes share one event loop).
 
 For each job length, the same burst of /remove-background commands runs twice in this process: once
 with plain polling (the production PollPolicy), once with webhooks on (the fake Magic Hour POSTs signed
@@ -79,7 +82,7 @@ async def world(tmp: Path, mh: FakeMagicHour, *, webhooks: bool) -> AsyncIterato
             yield harness
 
 
-async def run(mode: str, duration: float, jobs: int) -> Row:
+async def run(mode: str, duration: float, jobs: int, stagger: float) -> Row:
     async with FakeMagicHour(token=MH_TOKEN, job_duration=duration) as mh:
         with tempfile.TemporaryDirectory() as tmp:
             async with world(Path(tmp), mh, webhooks=mode == "webhooks") as harness:
@@ -91,7 +94,11 @@ async def run(mode: str, duration: float, jobs: int) -> Row:
                     )
                     for i in range(jobs)
                 ]
-                ids = [harness.dispatch(payload) for payload in payloads]
+                ids = []
+                for payload in payloads:
+                    ids.append(harness.dispatch(payload))
+                    if stagger:
+                        await asyncio.sleep(stagger)
                 await asyncio.gather(*(harness.finished(i, timeout=duration + 60) for i in ids))
                 replies: list[float] = []
                 by_name = {job.name: job for job in mh.jobs.values()}
@@ -129,11 +136,11 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-async def main_async(jobs: int, durations: list[float]) -> list[Row]:
+async def main_async(jobs: int, durations: list[float], stagger: float) -> list[Row]:
     rows = []
     for duration in durations:
         for mode in ("polling", "webhooks"):
-            rows.append(await run(mode, duration, jobs))
+            rows.append(await run(mode, duration, jobs, stagger))
     return rows
 
 
@@ -141,9 +148,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10)
     parser.add_argument("--durations", default="2,4,10")
+    parser.add_argument("--stagger", type=float, default=0.0, help="seconds between commands (default: all at once)")
     args = parser.parse_args()
     durations = [float(d) for d in args.durations.split(",")]
-    print(table(asyncio.run(main_async(args.jobs, durations))))
+    print(table(asyncio.run(main_async(args.jobs, durations, args.stagger))))
     print("\ngoal with webhooks: ≤ 1 poll per job, completion→reply median under 50 ms")
 
 

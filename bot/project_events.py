@@ -16,7 +16,7 @@ import inspect
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,13 +49,16 @@ class ProjectEvents:
         self.sparse_poll = sparse_poll
         self.live = False  # set when the webhook endpoint is up
         self.misses = 0
+        # Events another process recorded before this one started waiting (PostgreSQL only).
+        self.backlog: Callable[[str], Awaitable[list[ProjectEvent]]] | None = None
+        self.relay_lost = False
         self._waiters: dict[str, set[asyncio.Queue[ProjectEvent]]] = {}
         self._recent: OrderedDict[str, ProjectEvent] = OrderedDict()
 
     @property
     def trusted(self) -> bool:
         """Webhooks are on and recent jobs did get their events: poll sparsely."""
-        return self.live and self.misses < MISSES_BEFORE_DENSE
+        return self.live and not self.relay_lost and self.misses < MISSES_BEFORE_DENSE
 
     def is_waiting(self, project_id: str) -> bool:
         return bool(self._waiters.get(project_id))
@@ -102,6 +105,10 @@ class ProjectEvents:
         projects = client.v1.image_projects
         poll_policy = self.sparse_poll if self.trusted else None
         with self.watch(project_id) as queue:
+            if self.backlog is not None:
+                for early in await self.backlog(project_id):
+                    if early.type in TERMINAL_EVENTS:
+                        queue.put_nowait(early)
             poll = asyncio.ensure_future(
                 projects.wait(id=project_id, on_status=on_status, deadline=deadline, poll=poll_policy)
             )
@@ -186,10 +193,12 @@ class PostgresRelay:
         await self._raw.add_listener(PROJECT_EVENTS_CHANNEL, self._notified)
         self._raw.add_termination_listener(self._terminated)
         self.connected = True
+        self.hub.backlog = self._recorded
         return self
 
     def _terminated(self, _connection: Any) -> None:
         self.connected = False
+        self.hub.relay_lost = True  # back to the normal poll schedule
         log.warning("the PostgreSQL LISTEN connection closed; other processes' webhook events now wait for polls")
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, project_id: str) -> None:
@@ -199,16 +208,20 @@ class PostgresRelay:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, project_id: str) -> None:
+    async def _recorded(self, project_id: str) -> list[ProjectEvent]:
         try:
-            for event_type, payload in await self.ledger.webhook_events_for(project_id):
-                event = event_from_record(event_type, payload)
-                if event is not None:
-                    self.hub.publish(event)
+            rows = await self.ledger.webhook_events_for(project_id)
         except Exception:
-            log.exception("could not read a recorded webhook event for project %s", project_id)
+            log.exception("could not read the recorded webhook events of project %s", project_id)
+            return []
+        return [event for kind, payload in rows if (event := event_from_record(kind, payload)) is not None]
+
+    async def _deliver(self, project_id: str) -> None:
+        for event in await self._recorded(project_id):
+            self.hub.publish(event)
 
     async def close(self) -> None:
+        self.hub.backlog = None
         for task in list(self._tasks):
             task.cancel()
         if self._raw is not None and self.connected:
@@ -218,7 +231,3 @@ class PostgresRelay:
             with contextlib.suppress(Exception):
                 await self._conn.close()
         self.connected = False
-
-
-def relay_for(ledger: Ledger) -> Callable[[ProjectEvents], PostgresRelay] | None:
-    return (lambda hub: PostgresRelay(ledger, hub)) if ledger.engine.dialect.name == "postgresql" else None

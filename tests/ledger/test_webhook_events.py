@@ -8,8 +8,9 @@ import json
 import pytest
 
 from bot.ledger import JobStatus, Ledger
+from bot.magic_hour import AsyncClient
 from bot.project_events import PostgresRelay, ProjectEvents
-from tests.fakes.magic_hour import iso
+from tests.fakes.magic_hour import FakeMagicHour, iso
 
 from .conftest import NOW, Backend
 
@@ -65,5 +66,31 @@ async def test_an_event_recorded_through_one_ledger_wakes_the_waiter_listening_o
             await receiver.record_webhook_event("cm42", "image.completed", project_json("cm42"))
             event = await asyncio.wait_for(queue.get(), timeout=5)
         assert (event.type, event.project.id, event.project.status) == ("image.completed", "cm42", "complete")
+    finally:
+        await relay.close()
+
+
+@pytest.mark.postgres
+async def test_an_event_recorded_before_the_wait_began_ends_it_without_a_poll(backend: Backend) -> None:
+    if backend.name != "postgresql":
+        pytest.skip("NOTIFY is PostgreSQL's")
+    owner, receiver = await backend.open(), await backend.open()
+    hub = ProjectEvents()
+    hub.live = True  # first poll after 20 s: only the recorded event can end this wait in time
+    relay = await PostgresRelay(owner, hub).start()
+    try:
+        async with (
+            FakeMagicHour(token="mhk_t", job_duration=0.0) as mh,
+            AsyncClient("mhk_t", base_url=mh.base_url) as client,
+        ):
+            created = await client.v1.image_background_remover.create(
+                assets={"image_file_path": "https://x.test/a.png"}
+            )
+            body = json.dumps(mh._project_body(mh.jobs[created.id]))
+            await receiver.record_webhook_event(created.id, "image.completed", body)
+            project = await asyncio.wait_for(hub.wait(client, created.id, deadline=30), timeout=5)
+            assert project.status == "complete" and project.downloads
+            assert mh.jobs[created.id].polls == 0
+            assert mh.violations == []
     finally:
         await relay.close()

@@ -200,7 +200,7 @@ class JobRunner:
             return await self._run(request, events, refresh)
         except Expected as error:
             self._log_failure(request, error)
-            if self.metrics is not None and not isinstance(error, JobFailedError):
+            if self.metrics is not None and not isinstance(error, JobFailedError | StillRunning):  # counted later
                 self.metrics.job_ended(type(error).__name__)
             await events.failed(error)
             return None

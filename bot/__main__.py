@@ -17,7 +17,7 @@ import discord
 
 from bot.ledger import DatabaseUrlError, normalize_database_url
 from bot.log_redaction import install_redaction
-from bot.resources import StartupError, open_resources
+from bot.resources import StartupError, open_resources, serve_http
 from bot.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("bot")
@@ -50,8 +50,9 @@ async def serve(settings: Settings, *, sync_only: bool) -> None:
             await bot.login(settings.discord_token)  # runs setup_hook: cogs, command sync
             if sync_only:
                 return
-            await bot.resume_jobs()
-            await run_until_stopped(bot)
+            async with serve_http(settings, resources, gateway_connected=bot.gateway_connected):
+                await bot.resume_jobs()
+                await run_until_stopped(bot)
 
 
 async def run_until_stopped(bot: discord.Client) -> None:

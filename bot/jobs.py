@@ -34,6 +34,9 @@ from bot.magic_hour import (
     create_may_have_happened,
     is_input_fetch_failure,
 )
+from bot.magic_hour.client import StatusCallback
+from bot.metrics import Metrics
+from bot.project_events import ProjectEvents
 from bot.slots import SlotQueue
 
 log = logging.getLogger("bot.jobs")
@@ -109,6 +112,7 @@ CREATE_CUT_SHORT = "the bot shut down while Magic Hour was creating the job"
 Expected = (MagicHourError, LimitExceeded, MemberBusy, ShuttingDown, JobCancelled, StillRunning)
 InputRefresher = Callable[[JobRequest], Awaitable[JobRequest | None]]
 SettledListener = Callable[[int], Awaitable[None]]
+EventsFactory = Callable[[JobRecord], "JobEvents"]
 
 
 class JobEvents:
@@ -154,6 +158,8 @@ class JobRunner:
         resume_deadline: float = 24 * 3600.0,
         max_output_bytes: int | None = None,
         poll_policy: PollSchedule | None = None,
+        project_events: ProjectEvents | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -177,6 +183,12 @@ class JobRunner:
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # claims deliveries
         self._tokens_cleared_at = float("-inf")
         self._background: set[asyncio.Task[None]] = set()
+        self.project_events = project_events  # webhook wake-ups; None: polling only
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watch_slots(lambda: self.slots.waiting, lambda: self.slots.in_use)
+        # How the adapter reaches the member of a job this process did not start (held jobs a webhook resolves).
+        self.events_for_record: EventsFactory | None = None
 
     def on_settled(self, listener: SettledListener) -> None:
         """Call `listener(guild_id)` after every job that settles (e.g. the credit alerts)."""
@@ -195,6 +207,8 @@ class JobRunner:
             return await self._run(request, events, refresh)
         except Expected as error:
             self._log_failure(request, error)
+            if self.metrics is not None and not isinstance(error, JobFailedError | StillRunning):  # counted later
+                self.metrics.job_ended(type(error).__name__)
             await events.failed(error)
             return None
 
@@ -346,19 +360,13 @@ class JobRunner:
             log.info("job status %s status=%s", request.log_context(project_id), project.status)
             await events.status(project.status)
 
-        projects = self.client.v1.image_projects
         started = self.client.now()  # both waits follow one schedule, and the estimate sees the whole duration
-        policy = self.poll_policy
         try:
             try:
-                return await projects.wait(
-                    id=project_id, on_status=on_status, deadline=self.slow_after, policy=policy, started_at=started
-                )
+                return await self._await_project(project_id, on_status, self.slow_after, started)
             except PollTimeoutError:
                 await events.slow()
-            return await projects.wait(
-                id=project_id, on_status=on_status, deadline=self.deadline, policy=policy, started_at=started
-            )
+            return await self._await_project(project_id, on_status, self.deadline, started)
         except JobFailedError:
             raise
         except MagicHourError as error:
@@ -367,7 +375,25 @@ class JobRunner:
             self._track_later(request, project_id, events)
             raise StillRunning(project_id) from None
 
+    async def _await_project(
+        self, project_id: str, on_status: StatusCallback | None, deadline: float, started: float | None
+    ) -> ImageProject:
+        """Poll until final, or less: with webhooks, an event for the project ends the wait at once.
+
+        `started` None: a job picked up midway (resumed), whose elapsed time says nothing about how long
+        jobs take, so it polls on the client's own schedule and teaches the estimate nothing.
+        """
+        policy = self.poll_policy if started is not None else None
+        if self.project_events is None:
+            return await self.client.v1.image_projects.wait(
+                id=project_id, on_status=on_status, deadline=deadline, policy=policy, started_at=started
+            )
+        return await self.project_events.wait(
+            self.client, project_id, on_status=on_status, deadline=deadline, policy=policy, started_at=started
+        )
+
     async def _finish(self, request: JobRequest, project: ImageProject, events: JobEvents) -> JobResult:
+        learned_at = time.perf_counter()
         file: DownloadedFile | None = None
         too_large = False
         try:
@@ -399,6 +425,8 @@ class JobRunner:
         finally:
             if file is not None:
                 file.close()
+        if delivered and self.metrics is not None:
+            self.metrics.delivered(time.perf_counter() - learned_at)
         try:
             await self.ledger.settle(
                 request.interaction_id, status=JobStatus.COMPLETE, credits_charged=project.credits_charged
@@ -413,6 +441,8 @@ class JobRunner:
         if not delivered:
             log.warning("the result reached no one; it stays in the ledger %s", request.log_context(project.id))
         log.info("job complete %s credits_charged=%d", request.log_context(project.id), project.credits_charged)
+        if self.metrics is not None:
+            self.metrics.job_ended("complete", project_id=project.id, credits=project.credits_charged)
         await self._notify_settled(request.guild_id)
         return result
 
@@ -441,6 +471,8 @@ class JobRunner:
             credits_charged=charged,
             error=f"{error.code}: {error.message}",
         )
+        if self.metrics is not None:
+            self.metrics.job_ended("failed", project_id=error.project_id, credits=charged)
         await self._notify_settled(request.guild_id)
 
     async def _notify_settled(self, guild_id: int) -> None:
@@ -473,10 +505,17 @@ class JobRunner:
             return
         self._spawn(self._resume(JobRequest.from_record(record), record.project_id, events))
 
+    def resume_held(self, record: JobRecord) -> bool:
+        """A held job's project turned up (its webhook event named the job): track and deliver it."""
+        if self.events_for_record is None or not record.project_id or not self.accepting:
+            return False
+        self.resume(record, self.events_for_record(record))
+        return True
+
     async def _resume(self, request: JobRequest, project_id: str, events: JobEvents) -> None:
         log.info("job resumed %s", request.log_context(project_id))
         try:
-            project = await self.client.v1.image_projects.wait(id=project_id, deadline=self.resume_deadline)
+            project = await self._await_project(project_id, None, self.resume_deadline, None)
             await self._finish(request, project, events)
         except JobFailedError as error:
             await self._settle_failed(request, error)

@@ -50,6 +50,8 @@ def secrets_of(settings: Settings) -> list[str]:
     from sqlalchemy.engine import make_url
 
     found = [settings.discord_token, settings.magic_hour_api_key]
+    if settings.magic_hour_webhook_secret:
+        found.append(settings.magic_hour_webhook_secret)
     try:
         password = make_url(settings.database_url).password
     except Exception:  # an unparsable URL has already been refused at start-up

@@ -8,7 +8,8 @@ gateway, where one clear line can be printed, and nothing needs `getattr` guards
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,14 @@ from bot.jobs import JobRunner
 from bot.ledger import Ledger, LedgerDefaults, normalize_database_url, redact_database_url
 from bot.ledger.durations import DurationKeeper, load_estimate
 from bot.ledger.migrations import SchemaTooNewError
-from bot.magic_hour import AsyncClient, EstimatedPolicy, PollPolicy, RetryPolicy
+from bot.magic_hour import AsyncClient, EstimatedPolicy, PollPolicy, RetryPolicy, webhook_fallback_policy
+from bot.metrics import Metrics
+from bot.project_events import SPARSE_POLL, PostgresRelay, ProjectEvents
 from bot.settings import Settings
+from bot.web.server import ListenError, WebApp, serve
+from bot.webhook_intake import WebhookIntake
+
+log = logging.getLogger("bot")
 
 POSTGRES_CONNECT_TIMEOUT = 10.0  # seconds; asyncpg's own default (60 s) is too long to wait at start-up
 
@@ -36,6 +43,8 @@ class Resources:
     magic_hour: AsyncClient
     runner: JobRunner
     alerts: CreditAlerts
+    metrics: Metrics
+    project_events: ProjectEvents
 
 
 def ledger_defaults(settings: Settings) -> LedgerDefaults:
@@ -70,11 +79,15 @@ def _one_line(error: BaseException, *, hide: str | None) -> str:
 
 
 @contextlib.asynccontextmanager
-async def open_resources(settings: Settings, **client_options: Any) -> AsyncIterator[Resources]:
-    """`client_options` go to the Magic Hour client (e.g. a faster PollPolicy against a local fake)."""
+async def open_resources(
+    settings: Settings, *, webhook_poll: PollPolicy | None = None, **client_options: Any
+) -> AsyncIterator[Resources]:
+    """`client_options` go to the Magic Hour client (e.g. a faster PollPolicy against a local fake);
+    `webhook_poll` is the fallback schedule while webhooks are live."""
     async with contextlib.AsyncExitStack() as stack:
         ledger = await stack.enter_async_context(await open_ledger(settings))
-        session = await stack.enter_async_context(aiohttp.ClientSession())
+        metrics = Metrics()
+        session = await stack.enter_async_context(aiohttp.ClientSession(trace_configs=[metrics.trace_config()]))
         client = await stack.enter_async_context(
             AsyncClient(
                 token=settings.magic_hour_api_key,
@@ -92,9 +105,20 @@ async def open_resources(settings: Settings, **client_options: Any) -> AsyncIter
         keeper = DurationKeeper(ledger, estimate)
         stack.push_async_callback(keeper.close)  # after the runner's drain, before the ledger closes
         fallback = client.poll if isinstance(client.poll, PollPolicy) else PollPolicy()
+        # With webhooks live, polling is only the safety net: sparse, and placed after nearly every job ended.
+        hub = ProjectEvents(
+            sparse_poll=webhook_poll or webhook_fallback_policy(estimate, first_delay=SPARSE_POLL.first_delay)
+        )
+        if settings.magic_hour_webhook_secret and ledger.engine.dialect.name == "postgresql":
+            # Any process may own a job whose event another one receives (a worker dyno receives none).
+            relay = await PostgresRelay(ledger, hub).start()
+            stack.push_async_callback(relay.close)
+            hub.live = True
         runner = JobRunner(
             client,
             ledger,
+            project_events=hub,
+            metrics=metrics,
             max_concurrent=settings.max_concurrent_jobs,
             max_per_member=settings.max_jobs_per_member,
             deadline=settings.job_deadline_seconds,
@@ -103,5 +127,55 @@ async def open_resources(settings: Settings, **client_options: Any) -> AsyncIter
         )
         await stack.enter_async_context(runner.closing(settings.shutdown_grace_seconds))
         yield Resources(
-            ledger=ledger, http_session=session, magic_hour=client, runner=runner, alerts=CreditAlerts(ledger)
+            ledger=ledger,
+            http_session=session,
+            magic_hour=client,
+            runner=runner,
+            alerts=CreditAlerts(ledger),
+            metrics=metrics,
+            project_events=hub,
         )
+
+
+@contextlib.asynccontextmanager
+async def serve_http(
+    settings: Settings, resources: Resources, *, gateway_connected: Callable[[], bool]
+) -> AsyncIterator[int | None]:
+    """With PORT set, serve /healthz, /metrics and (with a secret) the webhook; yields the bound port."""
+    if settings.port is None:
+        relayed = resources.project_events.live
+        log.info(
+            "HTTP server off (PORT is not set); Magic Hour webhooks %s",
+            "received by other processes, relayed over PostgreSQL" if relayed else "off, polling only",
+        )
+        yield None
+        return
+    secret = settings.magic_hour_webhook_secret
+    intake = WebhookIntake(resources.ledger, resources.project_events, resources.runner) if secret else None
+    app = WebApp(
+        ledger=resources.ledger,
+        metrics=resources.metrics,
+        intake=intake,
+        webhook_secret=secret,
+        gateway_connected=gateway_connected,
+    )
+    try:
+        serving = serve(app, settings.host, settings.port)
+        runner = await serving.__aenter__()
+    except ListenError as error:
+        raise StartupError(str(error)) from None
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_exit(serving)
+        port = runner.addresses[0][1]
+        hub = resources.project_events
+        was_live, hub.live = hub.live, hub.live or secret is not None
+        log.info(
+            "HTTP server on %s:%s (/healthz, /metrics); Magic Hour webhooks %s",
+            settings.host,
+            port,
+            "on at /webhooks/magic-hour" if secret else "off (MAGIC_HOUR_WEBHOOK_SECRET is not set)",
+        )
+        try:
+            yield port
+        finally:
+            hub.live = was_live

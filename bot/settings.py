@@ -57,6 +57,9 @@ class Settings:
     owner_alert_channel_id: int | None = None  # where owner alerts go instead of a DM
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
+    port: int | None = None
+    host: str = "0.0.0.0"  # noqa: S104 - a platform's router reaches the process on every interface
+    magic_hour_webhook_secret: str | None = field(default=None, repr=False)
 
 
 def load_settings(
@@ -188,6 +191,13 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         if not allowed or any(guild <= 0 for guild in allowed):
             raise SettingsError("ALLOWED_GUILD_IDS", "must list at least one server id (or be left unset).")
 
+    port = integer("port", minimum=0)
+    if port is not None and port > 65535:
+        raise SettingsError("PORT", f"must be a TCP port between 0 and 65535, got {port}.")
+    webhook_secret = raw("magic_hour_webhook_secret")
+    if webhook_secret is not None and any(ch.isspace() for ch in webhook_secret):
+        raise SettingsError("MAGIC_HOUR_WEBHOOK_SECRET", "looks malformed: it must not contain spaces.")
+
     return Settings(
         discord_token=token,
         magic_hour_api_key=api_key,
@@ -214,6 +224,9 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         owner_alert_channel_id=integer("owner_alert_channel_id", minimum=1),
         shard_count=shard_count,
         shard_ids=shard_ids,
+        port=port,
+        host=raw("host") or default("host"),
+        magic_hour_webhook_secret=webhook_secret,
     )
 
 

@@ -118,7 +118,7 @@ class RemoveBackground(commands.Cog):
             user_id=interaction.user.id,
             image_url=inputs[0].url,
             background_url=inputs[1].url if len(inputs) > 1 else None,
-            name=name or self._default_name(interaction),
+            name=self._job_name(interaction, name),
             application_id=interaction.application_id,
             interaction_token=interaction.token,
             upload_limit=interaction.filesize_limit,
@@ -132,9 +132,14 @@ class RemoveBackground(commands.Cog):
         return await self.bot.magic_hour.v1.files.upload_file(upload)
 
     @staticmethod
-    def _default_name(interaction: discord.Interaction) -> str:
-        server = interaction.guild.name if interaction.guild and interaction.guild.name else str(interaction.guild_id)
-        return f"Discord {server} #{interaction.id}"[:100]
+    def _job_name(interaction: discord.Interaction, given: str | None) -> str:
+        """Always ends with " #<interaction id>": a webhook event for a job whose create answer was lost
+        names its project, and this suffix is how the bot finds the job it belongs to."""
+        suffix = f" #{interaction.id}"
+        if given is None:
+            guild = interaction.guild
+            given = f"Discord {guild.name if guild and guild.name else interaction.guild_id}"
+        return given[: 100 - len(suffix)] + suffix
 
 
 async def setup(bot: BackgroundBot) -> None:

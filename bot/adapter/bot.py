@@ -59,11 +59,16 @@ class BackgroundBot(commands.Bot):
             await resources.alerts.check(guild_id, notifier)
 
         self.runner.on_settled(check_alerts)
+        self.runner.events_for_record = lambda record: RecoveredEvents(self, record)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.synced = await self.sync_commands(force=self.force_sync)
+
+    def gateway_connected(self) -> bool:
+        """For /healthz: READY received and the connection not closed."""
+        return self.is_ready() and not self.is_closed()
 
     def owns_guild(self, guild_id: int) -> bool:
         """With several processes each runs some shards; a guild's jobs belong to the process of its shard."""

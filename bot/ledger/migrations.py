@@ -122,10 +122,24 @@ def _v3_sending_grants_delivery_claims(conn: Connection) -> None:
     conn.execute(insert(meta_v1).values(key=BOT_BUDGET_LOCK_KEY, value="lock row", updated_at=datetime.now(UTC)))
 
 
+def _v4_webhook_events(conn: Connection) -> None:
+    """Magic Hour webhook events, one row per (project, type): duplicates are refused by the key,
+    and a process that does not own the job reads the event from here when NOTIFY wakes it."""
+    Table(
+        "webhook_events",
+        MetaData(),
+        Column("project_id", String(255), primary_key=True),
+        Column("event_type", String(32), primary_key=True),
+        Column("payload", Text, nullable=False),
+        Column("received_at", UtcDateTime, nullable=False),
+    ).create(conn)
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1_initial),
     (2, _v2_delivery_members_alerts),
     (3, _v3_sending_grants_delivery_claims),
+    (4, _v4_webhook_events),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

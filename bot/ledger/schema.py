@@ -114,3 +114,12 @@ meta = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("event_type", String(32), primary_key=True),
+    Column("payload", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+)

@@ -58,7 +58,7 @@ from .models import (
 )
 from .periods import Period, as_utc, parse_period, period_bounds
 from .sanitize import plausible_charge, storable_project_id
-from .schema import alerts_sent, guild_settings, jobs, meta
+from .schema import alerts_sent, guild_settings, jobs, meta, webhook_events
 from .urls import normalize_database_url, redact_database_url
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ NEVER_SENT_ERROR = "released at start-up: it was queued and never sent to Magic 
 DEFAULT_RETRY_SECONDS = 30.0
 INTERACTION_TOKEN_LIFETIME = timedelta(minutes=15)
 DELIVERY_LEASE = timedelta(minutes=5)
+PROJECT_EVENTS_CHANNEL = "magic_hour_project_events"
+"""PostgreSQL NOTIFY channel: the payload is a project id whose webhook event was just recorded."""
 _HOLDING = tuple(s.value for s in HOLDING_STATUSES)
 _SETTLED = tuple(s.value for s in SETTLED_STATUSES)
 _FINAL = (*_SETTLED, JobStatus.REFUNDED.value)
@@ -898,6 +900,76 @@ class Ledger:
             )
 
         await self._run(work, write=True)
+
+    # ---- webhook events -----------------------------------------------------------------------
+
+    async def record_webhook_event(self, project_id: str, event_type: str, payload: str) -> bool:
+        """Store a verified event once; False for a duplicate delivery. On PostgreSQL a new event also
+        NOTIFYs every listening process (sent on commit, so the reader finds the row)."""
+        moment = self._now(None)
+
+        async def work(conn: AsyncConnection) -> bool:
+            result = await conn.execute(
+                self._insert(webhook_events)
+                .values(project_id=project_id, event_type=event_type, payload=payload, received_at=moment)
+                .on_conflict_do_nothing(index_elements=[webhook_events.c.project_id, webhook_events.c.event_type])
+            )
+            inserted = bool(result.rowcount)
+            if inserted and not self._is_sqlite:
+                await conn.execute(select(func.pg_notify(PROJECT_EVENTS_CHANNEL, project_id)))
+            return inserted
+
+        return await self._run(work, write=True)
+
+    async def webhook_events_for(self, project_id: str) -> list[tuple[str, str]]:
+        """(event type, payload JSON) recorded for a project, oldest first."""
+
+        async def work(conn: AsyncConnection) -> list[tuple[str, str]]:
+            rows = await conn.execute(
+                select(webhook_events.c.event_type, webhook_events.c.payload)
+                .where(webhook_events.c.project_id == project_id)
+                .order_by(webhook_events.c.received_at)
+            )
+            return [(row.event_type, row.payload) for row in rows]
+
+        return await self._run(work, write=False)
+
+    async def get_job_by_project(self, project_id: str) -> JobRecord | None:
+        """The job a webhook event is about (events name the project, not the interaction)."""
+
+        async def work(conn: AsyncConnection) -> JobRecord | None:
+            row = (await conn.execute(select(jobs).where(jobs.c.project_id == project_id))).first()
+            return None if row is None else _job_record(row)
+
+        return await self._run(work, write=False)
+
+    async def claim_held_job(self, interaction_id: int, *, project_id: str, credits_charged: int) -> JobRecord | None:
+        """A held job (create outcome unknown, no project id) is found: record its project, once.
+
+        None when the job is not held any more (another event or process got there first)."""
+        moment = self._now(None)
+
+        async def work(conn: AsyncConnection) -> JobRecord | None:
+            row = (
+                await conn.execute(
+                    update(jobs)
+                    .where(
+                        jobs.c.interaction_id == interaction_id,
+                        jobs.c.status == JobStatus.UNKNOWN.value,  # reserved: its create may still answer
+                        jobs.c.project_id.is_(None),
+                    )
+                    .values(
+                        status=JobStatus.SUBMITTED.value,
+                        project_id=project_id,
+                        credits_charged=credits_charged,
+                        updated_at=moment,
+                    )
+                    .returning(*jobs.c)
+                )
+            ).first()
+            return None if row is None else _job_record(row)
+
+        return await self._run(work, write=True)
 
     # ---- meta ---------------------------------------------------------------------------------
 

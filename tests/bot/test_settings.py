@@ -43,6 +43,9 @@ def test_a_missing_required_value_is_named(missing: str) -> None:
         ("JOB_DEADLINE_SECONDS", "soon", "number of seconds"),
         ("SHARD_IDS", "0,1", "SHARD_COUNT"),
         ("DISCORD_TOKEN", "Bot abc", "malformed"),
+        ("PORT", "http", "whole number"),
+        ("PORT", "70000", "between 0 and 65535"),
+        ("MAGIC_HOUR_WEBHOOK_SECRET", "two words", "malformed"),
     ],
 )
 def test_malformed_values_are_refused_with_the_reason(name: str, value: str, words: str) -> None:
@@ -75,9 +78,18 @@ def test_environment_wins_over_dotenv(tmp_path) -> None:
 
 
 def test_secrets_stay_out_of_repr() -> None:
-    settings = parse_settings({**REQUIRED, "DATABASE_URL": "postgresql://u:hunter22@db/x"})
+    settings = parse_settings(
+        {**REQUIRED, "DATABASE_URL": "postgresql://u:hunter22@db/x", "MAGIC_HOUR_WEBHOOK_SECRET": "whsec_abcdef"}
+    )
     text = repr(settings)
     assert "abc.def.ghi" not in text and "mhk_live_secret" not in text and "hunter22" not in text
+    assert "whsec_abcdef" not in text
+
+
+def test_the_http_server_and_webhooks_are_off_unless_asked_for() -> None:
+    assert (parse_settings(REQUIRED).port, parse_settings(REQUIRED).magic_hour_webhook_secret) == (None, None)
+    settings = parse_settings({**REQUIRED, "PORT": "8080", "MAGIC_HOUR_WEBHOOK_SECRET": "whsec_abcdef"})
+    assert (settings.port, settings.host, settings.magic_hour_webhook_secret) == (8080, "0.0.0.0", "whsec_abcdef")  # noqa: S104
 
 
 @pytest.mark.parametrize("name", ["JOB_DEADLINE_SECONDS", "SHUTDOWN_GRACE_SECONDS", "MAGIC_HOUR_REQUEST_TIMEOUT"])

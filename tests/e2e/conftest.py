@@ -17,7 +17,8 @@ import pytest
 
 from bot.adapter.bot import BackgroundBot
 from bot.magic_hour import PollPolicy
-from bot.resources import open_resources
+from bot.project_events import SPARSE_POLL
+from bot.resources import open_resources, serve_http
 from bot.settings import Settings, parse_settings
 from tests.fakes.discord_harness import DiscordHarness
 from tests.fakes.magic_hour import FakeMagicHour
@@ -36,6 +37,7 @@ class BotWorld:
     mh: FakeMagicHour
     settings: Settings
     extra: dict[str, Any] = field(default_factory=dict)
+    http_url: str | None = None  # with bot_world(http=True): the bot's own HTTP server
 
 
 def make_settings(tmp_path: Path, mh: FakeMagicHour, **overrides: str) -> Settings:
@@ -57,14 +59,23 @@ async def bot_world(
     mh: FakeMagicHour,
     *,
     poll: PollPolicy = FAST_POLL,
+    webhook_poll: PollPolicy = SPARSE_POLL,
     harness: dict[str, Any] | None = None,
+    http: bool = False,
     **overrides: str,
 ) -> AsyncIterator[BotWorld]:
+    """`http=True` also starts the bot's HTTP server on an ephemeral 127.0.0.1 port (PORT=0)."""
+    if http:
+        overrides = {"PORT": "0", "HOST": "127.0.0.1", **overrides}
     settings = make_settings(tmp_path, mh, **overrides)
-    async with open_resources(settings, poll=poll) as resources:
+    async with open_resources(settings, poll=poll, webhook_poll=webhook_poll) as resources:
         bot = BackgroundBot(settings, resources)
-        async with DiscordHarness(bot, token=DISCORD_TOKEN, **(harness or {})) as fake_discord:
-            yield BotWorld(bot=bot, discord=fake_discord, mh=mh, settings=settings)
+        async with (
+            DiscordHarness(bot, token=DISCORD_TOKEN, **(harness or {})) as fake_discord,
+            serve_http(settings, resources, gateway_connected=bot.gateway_connected) as port,
+        ):
+            url = f"http://127.0.0.1:{port}" if port is not None else None
+            yield BotWorld(bot=bot, discord=fake_discord, mh=mh, settings=settings, http_url=url)
 
 
 @pytest.fixture

@@ -28,6 +28,10 @@ What it checks and does:
 - deliberate breakage, never counted as a violation of the fake: `fail_next(..., raw_body=...)` sends
   those bytes (optionally `repeat`ed, streamed) instead of an answer, `fail_next(..., mutate=f)` sends
   f(the real JSON answer), and `redirect_next_outputs(location)` answers an output request with a 302.
+- optionally (`send_webhooks(url, secret)`) a webhook sender: like the real API it POSTs signed
+  `image.started` / `image.completed` / `image.errored` events (canceled has none) to `url` when a job
+  starts rendering and when it ends; `drop_webhooks(n)` loses the next n events, `duplicate_webhooks`
+  sends each twice; every attempt is in `webhook_deliveries`.
 
 The create and project answers also carry the deprecated `frame_cost`/`total_frame_cost` fields: the
 real API still sends them (the official SDK's models require them) and the spec allows extra fields.
@@ -37,6 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import os
@@ -50,6 +56,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import jsonschema
 from aiohttp import web
 
@@ -201,6 +208,19 @@ class Fault:
         return self.method in ("*", request.method) and request.path.startswith(self.path)
 
 
+@dataclass(frozen=True)
+class WebhookDelivery:
+    type: str
+    project_id: str
+    status: int | None  # None: dropped (never sent) or the connection failed
+    at: float  # on the fake's clock
+
+
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """Magic Hour's scheme: hex HMAC-SHA256 of "<timestamp>.<raw body>" with the endpoint's secret."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
 @dataclass
 class Outcome:
     """How a scripted job ends."""
@@ -315,6 +335,13 @@ class FakeMagicHour:
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        self.webhook_url: str | None = None
+        self.webhook_secret = ""
+        self.duplicate_webhooks = False
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._drop_webhooks = 0
+        self._webhook_session: aiohttp.ClientSession | None = None
+        self._webhook_tasks: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle
 
@@ -337,6 +364,13 @@ class FakeMagicHour:
 
     async def close(self) -> None:
         self._closing.set()  # wakes handlers sleeping on an injected delay
+        for task in list(self._webhook_tasks):
+            task.cancel()
+        if self._webhook_tasks:
+            await asyncio.wait(list(self._webhook_tasks), timeout=2)
+        if self._webhook_session is not None:
+            await self._webhook_session.close()
+            self._webhook_session = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -408,6 +442,61 @@ class FakeMagicHour:
             raise ValueError(final_status)
         for _ in range(times):
             self._outcomes.append(Outcome(final_status, code, message, duration))
+
+    def send_webhooks(self, url: str, secret: str) -> None:
+        """From now on, POST signed events for every new job to `url` (times follow `clock`, in real seconds)."""
+        self.webhook_url, self.webhook_secret = url, secret
+
+    def drop_webhooks(self, times: int = 1) -> None:
+        """Lose the next `times` events, as a network or a provider outage would."""
+        self._drop_webhooks += times
+
+    async def post_event(self, event_type: str, job: FakeJob) -> int | None:
+        """Send one signed event for `job` now, with the project as GET /v1/image-projects/{id} shows it."""
+        assert self.webhook_url is not None, "call send_webhooks(url, secret) first"
+        if self._webhook_session is None:
+            self._webhook_session = aiohttp.ClientSession()
+        project = self._project_body(job)
+        for problem in self.contract.response_errors(PROJECT_TEMPLATE, "GET", 200, project):
+            self.violations.append(f"fake webhook payload: {problem}")
+        body = json.dumps({"type": event_type, "payload": project}).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "magic-hour-event-timestamp": timestamp,
+            "magic-hour-event-signature": webhook_signature(self.webhook_secret, timestamp, body),
+        }
+        try:
+            async with self._webhook_session.post(self.webhook_url, data=body, headers=headers) as response:
+                await response.read()
+                return response.status
+        except aiohttp.ClientError:
+            return None
+
+    def _schedule_webhooks(self, job: FakeJob) -> None:
+        if self.webhook_url is None:
+            return
+        plan = [("image.started", job.duration * self.queue_fraction)]
+        if job.final_status == "complete":
+            plan.append(("image.completed", job.duration))
+        elif job.final_status == "error":
+            plan.append(("image.errored", job.duration))
+        for event_type, offset in plan:
+            task = asyncio.ensure_future(self._send_later(event_type, job, offset))
+            self._webhook_tasks.add(task)
+            task.add_done_callback(self._webhook_tasks.discard)
+
+    async def _send_later(self, event_type: str, job: FakeJob, offset: float) -> None:
+        delay = job.created_at + offset - self.clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._drop_webhooks > 0:
+            self._drop_webhooks -= 1
+            self.webhook_deliveries.append(WebhookDelivery(event_type, job.id, None, self.clock()))
+            return
+        for _ in range(2 if self.duplicate_webhooks else 1):
+            status = await self.post_event(event_type, job)
+            self.webhook_deliveries.append(WebhookDelivery(event_type, job.id, status, self.clock()))
 
     def expire_next_downloads(self, times: int = 1) -> None:
         """The next `times` output requests answer 403 and invalidate the URL they used."""
@@ -575,6 +664,7 @@ class FakeMagicHour:
             job.error_code, job.error_message = "render_failed", job.error_message or "Rendering failed"
         self.jobs[job.id] = job
         self.credits -= CREDITS_PER_JOB
+        self._schedule_webhooks(job)
         return self._answer(request, 200, {"id": job.id, "credits_charged": CREDITS_PER_JOB, "frame_cost": 5})
 
     def _refund_failed_jobs(self) -> None:

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+from bot.balance import BalanceTooLow, BalanceWatch
 from bot.ledger import COST_PER_JOB, JobRecord, JobStatus, Ledger, LimitExceeded, Usage
 from bot.magic_hour import (
     AsyncClient,
@@ -109,7 +110,7 @@ class StillRunning(Exception):
 CREATE_DRAIN_SECONDS = 5.0
 TOKEN_SWEEP_SECONDS = 60.0
 CREATE_CUT_SHORT = "the bot shut down while Magic Hour was creating the job"
-Expected = (MagicHourError, LimitExceeded, MemberBusy, ShuttingDown, JobCancelled, StillRunning)
+Expected = (BalanceTooLow, MagicHourError, LimitExceeded, MemberBusy, ShuttingDown, JobCancelled, StillRunning)
 InputRefresher = Callable[[JobRequest], Awaitable[JobRequest | None]]
 SettledListener = Callable[[int], Awaitable[None]]
 EventsFactory = Callable[[JobRecord], "JobEvents"]
@@ -158,6 +159,7 @@ class JobRunner:
         resume_deadline: float = 24 * 3600.0,
         max_output_bytes: int | None = None,
         poll_policy: PollSchedule | None = None,
+        balance: BalanceWatch | None = None,
         project_events: ProjectEvents | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -170,6 +172,7 @@ class JobRunner:
         self.resume_deadline = resume_deadline
         self.max_output_bytes = max_output_bytes
         self.poll_policy = poll_policy  # None: the client's own schedule
+        self.balance = balance  # None: no balance check before a create
         self._settled_listeners: list[SettledListener] = []
         self.accepting = True
         self._drained = False
@@ -282,6 +285,7 @@ class JobRunner:
     async def _submit_and_finish(
         self, request: JobRequest, events: JobEvents, refresh: InputRefresher | None
     ) -> JobResult:
+        await self._check_balance(request)
         project_id = await self._create(request)
         try:
             project = await self._wait(request, project_id, events)
@@ -299,6 +303,16 @@ class JobRunner:
                 await self._settle_failed(request, second)
                 raise
         return await self._finish(request, project, events)
+
+    async def _check_balance(self, request: JobRequest) -> None:
+        """Refuse before the create when the account cannot pay: nothing is sent, the hold is released."""
+        if self.balance is None:
+            return
+        try:
+            await self.balance.ensure_affordable(COST_PER_JOB)
+        except BalanceTooLow as error:
+            await self.ledger.release(request.interaction_id, error=str(error))
+            raise
 
     async def _refreshed(self, request: JobRequest, refresh: InputRefresher) -> JobRequest | None:
         """A fresh copy of the inputs, or None when there is none (message deleted, CDN link gone)."""
@@ -353,6 +367,8 @@ class JobRunner:
             request.interaction_id, project_id=created.id, credits_charged=created.credits_charged
         )
         log.info("job submitted %s credits_charged=%d", request.log_context(created.id), created.credits_charged)
+        if self.balance is not None:
+            self.balance.spent(created.credits_charged)
         return created.id
 
     async def _wait(self, request: JobRequest, project_id: str, events: JobEvents) -> ImageProject:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.balance import BalanceTooLow
 from bot.inputs import IMAGE_EXTENSIONS
 from bot.jobs import JobCancelled, JobResult, MemberBusy, ShuttingDown, StillRunning
 from bot.ledger import HeldJobs, LimitExceeded, Period, Usage
@@ -194,7 +195,7 @@ def failure(error: BaseException) -> str:
             return f"❌ Magic Hour couldn't process this image: {error.message}. {_kept(error)}"
         case BadRequestError() | UnprocessableEntityError():
             return f"❌ Magic Hour rejected the image: {error.message}. Try another image; nothing was charged."
-        case InsufficientCreditsError():
+        case InsufficientCreditsError() | BalanceTooLow():
             return (
                 "💳 The bot's Magic Hour account is out of credits. "
                 "Ask the bot owner to top it up; nothing was charged."

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.balance import BalanceWatch
 from bot.credit_alerts import CreditAlerts
 from bot.jobs import JobRunner
 from bot.ledger import Ledger, LedgerDefaults, normalize_database_url, redact_database_url
@@ -43,6 +44,7 @@ class Resources:
     magic_hour: AsyncClient
     runner: JobRunner
     alerts: CreditAlerts
+    balance: BalanceWatch
     metrics: Metrics
     project_events: ProjectEvents
 
@@ -114,6 +116,7 @@ async def open_resources(
             relay = await PostgresRelay(ledger, hub).start()
             stack.push_async_callback(relay.close)
             hub.live = True
+        balance = BalanceWatch(client, ledger, low_threshold=settings.low_balance_credits)
         runner = JobRunner(
             client,
             ledger,
@@ -124,6 +127,7 @@ async def open_resources(
             deadline=settings.job_deadline_seconds,
             max_output_bytes=settings.max_output_bytes,
             poll_policy=EstimatedPolicy(estimate, fallback=fallback),
+            balance=balance,
         )
         await stack.enter_async_context(runner.closing(settings.shutdown_grace_seconds))
         yield Resources(
@@ -132,6 +136,7 @@ async def open_resources(
             magic_hour=client,
             runner=runner,
             alerts=CreditAlerts(ledger),
+            balance=balance,
             metrics=metrics,
             project_events=hub,
         )

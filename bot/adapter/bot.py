@@ -18,7 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.adapter.events import RecoveredEvents
-from bot.adapter.notifier import ChannelAlertNotifier
+from bot.adapter.notifier import ChannelAlertNotifier, OwnerNotifier
 from bot.adapter.tree import BotTree
 from bot.resources import Resources
 from bot.settings import Settings
@@ -55,10 +55,16 @@ class BackgroundBot(commands.Bot):
         self.tree.allowed_guild_ids = settings.allowed_guild_ids
         notifier = ChannelAlertNotifier(self)
 
+        owner = OwnerNotifier(self, settings.owner_alert_channel_id)
+
         async def check_alerts(guild_id: int) -> None:
             await resources.alerts.check(guild_id, notifier)
 
+        async def check_balance(_guild_id: int) -> None:
+            await resources.balance.after_job(owner)
+
         self.runner.on_settled(check_alerts)
+        self.runner.on_settled(check_balance)
         self.runner.events_for_record = lambda record: RecoveredEvents(self, record)
 
     async def setup_hook(self) -> None:

@@ -23,3 +23,27 @@ class ChannelAlertNotifier:
             log.warning("could not post an alert guild=%s channel=%s status=%s", guild_id, channel_id, error.status)
             return False
         return True
+
+
+class OwnerNotifier:
+    """`balance.OwnerNotifier` for Discord: the owner alert channel when set, else a DM to the application's
+    owner (a team's owner for team-owned apps)."""
+
+    def __init__(self, client: discord.Client, channel_id: int | None) -> None:
+        self.client = client
+        self.channel_id = channel_id
+
+    async def tell_owner(self, text: str) -> bool:
+        try:
+            if self.channel_id is not None:
+                await self.client.get_partial_messageable(self.channel_id).send(
+                    text, allowed_mentions=discord.AllowedMentions.none()
+                )
+                return True
+            info = await self.client.application_info()
+            owner = info.team.owner if info.team and info.team.owner else info.owner
+            await owner.send(text)
+            return True
+        except discord.HTTPException as error:
+            log.warning("could not reach the bot owner status=%s", error.status)
+            return False

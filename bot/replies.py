@@ -129,8 +129,12 @@ def limit_exceeded(error: LimitExceeded) -> str:
     return text
 
 
+def _jobs(count: int) -> str:
+    return "1 job" if count == 1 else f"{count} jobs"
+
+
 def held_line(held: HeldJobs) -> str:
-    jobs = "1 job" if held.count == 1 else f"{held.count} jobs"
+    jobs = _jobs(held.count)
     since = f" since {timestamp(held.since)}" if held.since is not None else ""
     return (
         f"⚠️ {held.credits} credits are held by {jobs} Magic Hour never confirmed{since}. "
@@ -139,7 +143,7 @@ def held_line(held: HeldJobs) -> str:
 
 
 def release_held_question(held: HeldJobs) -> str:
-    jobs = "1 job" if held.count == 1 else f"{held.count} jobs"
+    jobs = _jobs(held.count)
     since = f", the oldest from {timestamp(held.since, 'f')}" if held.since is not None else ""
     return (
         f"{jobs.capitalize()} ({held.credits} credits) never got an answer from Magic Hour{since}. "
@@ -151,7 +155,7 @@ def release_held_question(held: HeldJobs) -> str:
 def released_held(count: int, credits: int) -> str:
     if count == 0:
         return "Nothing was held any more: there was nothing to release."
-    jobs = "1 job" if count == 1 else f"{count} jobs"
+    jobs = _jobs(count)
     return f"✅ Released {jobs}: {credits} credits are back in this server's budget. The job history records it."
 
 

@@ -52,6 +52,8 @@ def ledger_defaults(settings: Settings) -> LedgerDefaults:
         credit_limit=settings.default_guild_credit_limit,
         period=settings.default_guild_credit_period,
         max_credit_limit=settings.max_guild_credit_limit,
+        bot_budget=settings.bot_credit_budget,
+        bot_period=settings.bot_credit_period,
     )
 
 

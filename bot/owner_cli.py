@@ -274,15 +274,15 @@ async def guild_names(token: str | None, api: str) -> dict[int, str]:
     names: dict[int, str] = {}
     headers = {"Authorization": f"Bot {token}", "User-Agent": "DiscordBot (https://github.com, 1.0) owner-report"}
     async with aiohttp.ClientSession(headers=headers, raise_for_status=True) as session:
-        after = 0
+        params = {"limit": "200"}
         while True:
-            async with session.get(f"{api}/users/@me/guilds", params={"limit": "200", "after": str(after)}) as answer:
+            async with session.get(f"{api}/users/@me/guilds", params=params) as answer:
                 page = await answer.json()
             for guild in page or ():
                 names[int(guild["id"])] = str(guild["name"])
             if not page or len(page) < 200:
                 return names
-            after = max(int(guild["id"]) for guild in page)
+            params["after"] = str(max(int(guild["id"]) for guild in page))
 
 
 async def magic_hour_balance(config: OwnerConfig) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from bot.ledger import CeilingExceeded, JobStatus, Ledger, LedgerDefaults
 from tests.fakes.discord_api import RecordedRequest
@@ -302,6 +303,20 @@ async def test_release_frees_only_that_servers_held_jobs_and_records_it(fakes: F
     nothing = await owner(fakes, "release", str(BIG), database_url=database_url)
     assert nothing.returncode == 0, nothing.stderr
     assert nothing.stdout.strip() == f"server {BIG}: no held jobs, nothing to release."
+
+
+async def test_an_operation_that_fails_exits_1_with_one_line(fakes: Fakes, database_url: str) -> None:
+    """A damaged database (the jobs table gone behind the ledger's back) opens, then the command fails."""
+    async with bot_ledger(database_url) as ledger:
+        await add_job(ledger, BIG, "held")
+        async with ledger.engine.begin() as conn:
+            await conn.execute(text("DROP TABLE jobs CASCADE" if "postgresql" in database_url else "DROP TABLE jobs"))
+    for command in (["report"], ["release", str(BIG)]):
+        result = await owner(fakes, *command, database_url=database_url)
+        assert result.returncode == 1, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {command[0]} failed: "), result.stderr
+        assert result.stdout == ""
 
 
 # ---- bad arguments and configuration --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`python -m bot [run | sync]`: read the settings, open what the bot needs, run it, close it cleanly.
+"""`python -m bot [run | sync | report | grant | release]`: read the settings, open what is needed, run it.
 
 Everything is opened here, in one place, before the gateway (the shape of discord.py's
 `examples/advanced_startup.py`): mistakes in the configuration and unreachable resources end here with
@@ -17,6 +17,9 @@ import discord
 
 from bot.ledger import DatabaseUrlError, normalize_database_url
 from bot.log_redaction import install_redaction
+from bot.owner_cli import COMMANDS as OWNER_COMMANDS
+from bot.owner_cli import OneLineParser, add_commands, check_arguments
+from bot.owner_cli import main as owner_main
 from bot.resources import StartupError, open_resources, serve_http
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -25,15 +28,21 @@ EXIT_CONFIG = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bot", description="Magic Hour background-removal Discord bot")
-    parser.add_argument(
-        "command",
-        nargs="?",
-        default="run",
-        choices=("run", "sync"),
-        help="run: start the bot (default); sync: push the slash commands to Discord now, then exit",
+    parser = OneLineParser(
+        prog="python -m bot",
+        description="Magic Hour background-removal Discord bot",
+        epilog="Exit status: 0 done, 1 the operation failed, 2 bad arguments or configuration.",
     )
-    return parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    commands.add_parser("run", help="start the bot (the default)", description="Start the bot.")
+    commands.add_parser(
+        "sync", help="push the slash commands to Discord now, then exit", description="Push the slash commands now."
+    )
+    add_commands(commands)
+    args = parser.parse_args(argv)
+    args.command = args.command or "run"
+    check_arguments(commands.choices[args.command], args)
+    return args
 
 
 def fail(message: str) -> int:
@@ -80,6 +89,8 @@ async def run_until_stopped(bot: discord.Client) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command in OWNER_COMMANDS:
+        return owner_main(args, discord_api=discord.http.Route.BASE)
     try:
         settings = load_settings()
         normalize_database_url(settings.database_url)

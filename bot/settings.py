@@ -66,11 +66,18 @@ def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | os.PathLike[str] | None = ".env"
 ) -> Settings:
     """Read settings; the process environment wins over `.env`, as users of Heroku and dotenv expect."""
+    return parse_settings(read_environment(environ, env_file))
+
+
+def read_environment(
+    environ: Mapping[str, str] | None = None, env_file: str | os.PathLike[str] | None = ".env"
+) -> dict[str, str]:
+    """The raw variables `load_settings` parses, for callers (the owner's commands) that need fewer secrets."""
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
-    return parse_settings(values)
+    return values
 
 
 def default(name: str) -> Any:

@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.adapter.events import RecoveredEvents
+from bot.adapter.events import RecoveredEvents, RecoveredRequestEvents
 from bot.adapter.notifier import ChannelAlertNotifier
 from bot.adapter.tree import BotTree
 from bot.resources import Resources
@@ -80,10 +80,9 @@ class BackgroundBot(commands.Bot):
     async def resume_jobs(self) -> int:
         """Pick up what an earlier process left; called once, after login and before the gateway connects."""
         records = await self.ledger.recover_interrupted(owns_guild=self.owns_guild)
-        for record in records:
-            self.runner.resume(record, RecoveredEvents(self, record))
+        requests = self.runner.resume_requests(records, lambda request: RecoveredRequestEvents(self, request))
         if records:
-            log.info("resuming %d job(s) left by an earlier run", len(records))
+            log.info("resuming %d job(s) of %d request(s) left by an earlier run", len(records), requests)
         return len(records)
 
     def command_tree_digest(self) -> str:

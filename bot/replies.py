@@ -125,7 +125,10 @@ def batch_success(result: BatchResult, *, links: list[str], following: int) -> s
     done = len(result.delivered)
     total = len(result.outcomes)
     credits = result.credits_charged
-    if done == 0:
+    still_running = any(isinstance(outcome.error, StillRunning) for outcome in result.failures)
+    if done == 0 and still_running:
+        text = "🐢 These images take longer than usual. The bot keeps checking and posts each result here."
+    elif done == 0:
         text = f"❌ None of the {total} images could be processed."
     else:
         text = f"✅ Backgrounds removed from {done} of {total} images. They cost {credits_word(credits)} in total."

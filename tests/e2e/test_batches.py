@@ -204,3 +204,23 @@ async def test_cancel_while_queued_cancels_the_whole_request(tmp_path: Path, mh:
         assert [job.status for job in jobs if job is not None] == [JobStatus.REFUNDED] * 2
         await world.discord.finished(timeout=10)
         assert len(creates(mh)) == 1
+
+
+async def test_images_past_the_deadline_follow_one_by_one_when_they_end(tmp_path: Path, mh: FakeMagicHour) -> None:
+    mh.job_duration = 2.0
+    async with bot_world(tmp_path, mh, JOB_DEADLINE_SECONDS="0.5") as world:
+        options = {"image": attachment("slow1.png"), "image2": attachment("slow2.png")}
+        payload = world.discord.slash_command("remove-background", options)
+        interaction_id = world.discord.dispatch(payload)
+        token = payload["token"]
+        await world.discord.wait_for(lambda _: len([m for m in world.discord.followups(token) if m.files]) == 2, 15)
+        final = last_edit(world, token)
+        assert "take longer than usual" in final.json["content"] and final.files == []
+        late = sorted(f.filename for m in world.discord.followups(token) for f in m.files)
+        assert late == ["slow1-no-background.png", "slow2-no-background.png"]
+        await world.discord.finished(timeout=10)
+        for position in range(2):
+            async with asyncio.timeout(5):
+                while not (job := await world.bot.ledger.get_job(interaction_id, position)).delivered:
+                    await asyncio.sleep(0.05)
+            assert job.status is JobStatus.COMPLETE

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -11,7 +11,7 @@ from bot.ledger import ImageSpec, JobStatus, Ledger, LedgerDefaults, LimitExceed
 from bot.ledger.engine import enable_sqlite_wal
 from bot.ledger.migrations import migrate
 
-from .conftest import Backend
+from .conftest import NOW, Backend
 
 GUILD = 42
 USER = 7
@@ -112,3 +112,16 @@ async def test_v4_database_gets_a_request_per_job_without_losing_a_row(backend: 
     async with raw.connect() as conn:
         count = (await conn.execute(select(func.count()).select_from(text("jobs")))).scalar_one()
     assert count == 5
+
+
+async def test_a_requests_token_is_forgotten_once_every_image_is_final_and_15_minutes_passed(backend: Backend) -> None:
+    ledger = await backend.open(LedgerDefaults(credit_limit=100))
+    request, _ = await reserve(ledger, 1006, 2)
+    later = NOW + timedelta(minutes=16)
+    await ledger.settle(1006, status=JobStatus.COMPLETE, credits_charged=5, position=0)
+    await ledger.clear_expired_tokens(later)
+    assert (await ledger.get_request(request.id)).interaction_token == "tok"  # image 1 is still open
+    await ledger.settle(1006, status=JobStatus.COMPLETE, credits_charged=5, position=1)
+    await ledger.clear_expired_tokens(later)
+    assert (await ledger.get_request(request.id)).interaction_token is None
+    assert all(job.interaction_token is None for job in await ledger.request_jobs(request.id))

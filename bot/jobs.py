@@ -273,8 +273,8 @@ class BatchEvents:
     async def interrupted(self, resumable: bool) -> None:
         """The bot is shutting down before the request ended (see `JobEvents.interrupted`)."""
 
-    def later(self, image: int) -> JobEvents:
-        """Who hears of an image tracked on after the request's final message (it outlived its deadline)."""
+    def later(self, image: int, filename: str | None = None) -> JobEvents:
+        """Who hears of an image that ends after the request's final message (it outlived its deadline)."""
         return JobEvents()
 
 
@@ -307,7 +307,7 @@ class _SingleEvents(BatchEvents):
     async def interrupted(self, resumable: bool) -> None:
         await self.events.interrupted(resumable)
 
-    def later(self, image: int) -> JobEvents:
+    def later(self, image: int, filename: str | None = None) -> JobEvents:
         return self.events
 
 
@@ -382,6 +382,8 @@ class JobRunner:
             metrics.watch_slots(lambda: self.slots.waiting, lambda: self.slots.in_use)
         # How the adapter reaches the member of a job this process did not start (held jobs a webhook resolves).
         self.events_for_record: EventsFactory | None = None
+        # The same for a request of several images: its late images then follow as messages of their own.
+        self.events_for_request: RequestEventsFactory | None = None
 
     def on_settled(self, listener: SettledListener) -> None:
         """Call `listener(guild_id)` after every job that settles (e.g. the credit alerts)."""
@@ -522,7 +524,9 @@ class JobRunner:
             if self.metrics is not None and not isinstance(error, JobFailedError | StillRunning):  # counted later
                 self.metrics.job_ended(type(error).__name__)
             if isinstance(error, StillRunning):
-                self._track_later(request, error.project_id, batch.events.later(request.position))
+                self._track_later(
+                    request, error.project_id, batch.events.later(request.position, request.input_filename)
+                )
             outcome.error = error
         finally:
             self._confirmed.discard((request.interaction_id, request.position))
@@ -852,8 +856,18 @@ class JobRunner:
         """A held job's project turned up (its webhook event named the job): track and deliver it."""
         if self.events_for_record is None or not record.project_id or not self.accepting:
             return False
-        self.resume(record, self.events_for_record(record))
+        self._spawn(self._resume_held(record))
         return True
+
+    async def _resume_held(self, record: JobRecord) -> None:
+        assert self.events_for_record is not None and record.project_id is not None
+        request = await self.ledger.get_request(record.request_id) if record.request_id else None
+        if request is not None and request.images > 1 and self.events_for_request is not None:
+            # The request's message went out long ago: this image follows as a message of its own.
+            events = self.events_for_request(request).later(record.position, record.input_filename)
+        else:
+            events = self.events_for_record(record)
+        await self._resume(JobRequest.from_record(record), record.project_id, events)
 
     def resume_requests(self, records: list[JobRecord], events_for: RequestEventsFactory) -> int:
         """Start-up: resume each unfinished image; a request's results go out together, as a live one's do."""
@@ -884,6 +898,13 @@ class JobRunner:
         )
         siblings = await self.ledger.request_jobs(request.id) if stored is not None else list(open_jobs)
         events = events_for(request)
+        if any(record.delivered for record in siblings):
+            # The request's message went out (these images outlived it): each follows on its own, as it would have.
+            for record in open_jobs:
+                assert record.project_id is not None
+                later = events.later(record.position, record.input_filename)
+                self._spawn(self._resume(JobRequest.from_record(record), record.project_id, later))
+            return
         resumed = await asyncio.gather(*(self._resume_image(record) for record in open_jobs))
         by_position = {outcome.position: outcome for outcome in resumed}
         outcomes: list[ImageOutcome] = []

@@ -60,6 +60,7 @@ class BackgroundBot(commands.Bot):
 
         self.runner.on_settled(check_alerts)
         self.runner.events_for_record = lambda record: RecoveredEvents(self, record)
+        self.runner.events_for_request = lambda request: RecoveredRequestEvents(self, request)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:

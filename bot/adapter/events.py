@@ -139,7 +139,7 @@ class InteractionEvents(BatchEvents):
         await self.editor.settle()
         await self.reply.report_failure(error)
 
-    def later(self, image: int) -> JobEvents:
+    def later(self, image: int, filename: str | None = None) -> JobEvents:
         if self.single:
             return _SingleLater(self)
         return LateImageEvents(self.reply, self.filenames[image])
@@ -172,6 +172,9 @@ class RecoveredRequestEvents(BatchEvents):
 
     async def failed(self, error: BaseException) -> None:
         await self.reply.report_failure(error)
+
+    def later(self, image: int, filename: str | None = None) -> JobEvents:
+        return LateImageEvents(self.reply, filename)
 
 
 class RecoveredEvents(JobEvents):

@@ -1,6 +1,7 @@
 """Acknowledgement latency under a burst of interactions, and peak memory with large results in flight.
 
 Run: python -m bench.burst [--burst 100] [--inflight 50] [--result-mib 8] [--job-seconds 4]
+     [--batch-requests 20] [--batch-images 5] [--batches-only]
 
 The bot is the real `BackgroundBot` (discord.py, cogs, job runner, SQLite ledger in a temp directory,
 the production poll schedule), logged in through `DiscordHarness`. The fakes (Discord's REST API and
@@ -76,6 +77,12 @@ def is_delivery(record: RecordedRequest, size: int) -> bool:
     )
 
 
+def is_result_upload(record: RecordedRequest) -> bool:
+    """An accepted edit of the reply or followup (POST /webhooks/<app>/<token>) that carried files."""
+    on_webhook = record.path.startswith("/webhooks/")
+    return on_webhook and record.method in ("PATCH", "POST") and record.status == 200 and bool(record.files)
+
+
 async def serve_fakes(config: dict[str, Any]) -> None:
     """Both fakes plus a control server; prints their addresses as one JSON line, runs until told to stop."""
     mh = FakeMagicHour(token=MH_TOKEN, job_duration=config["job_seconds"])
@@ -96,6 +103,7 @@ async def serve_fakes(config: dict[str, Any]) -> None:
     async def report(request: web.Request) -> web.Response:
         acks: dict[str, float] = {}
         delivered: dict[str, float] = {}
+        files: dict[str, int] = {}  # result files that reached each interaction's reply and followups
         by_token = {record.token: str(record.id) for record in discord_api.interactions.values()}
         for record in discord_api.requests:
             parts = record.path.split("/")
@@ -103,10 +111,16 @@ async def serve_fakes(config: dict[str, Any]) -> None:
                 acks.setdefault(parts[2], record.at)
             elif is_delivery(record, config["result_bytes"]):
                 delivered[by_token.get(parts[3], "?")] = record.at
+            if is_result_upload(record) and len(parts) > 3:
+                carried = sum(len(upload.data) == config["result_bytes"] for upload in record.files)
+                key = by_token.get(parts[3], "?")
+                files[key] = files.get(key, 0) + carried
+                delivered[key] = max(delivered.get(key, 0.0), record.at)
         return web.json_response(
             {
                 "acks": acks,
                 "delivered": delivered,
+                "files": files,
                 "violations": mh.violations,
                 "mh_creates": mh.creates,
                 "vm_hwm_kib": vm_kib("VmHWM"),
@@ -149,8 +163,8 @@ class RemoteDiscordAPI(FakeDiscordAPI):
     async def start(self) -> None:
         return None
 
-    async def close(self) -> None:
-        return None
+    async def close(self, check: bool = False) -> None:
+        return None  # the child's fakes are closed with the child
 
     @property
     def base_url(self) -> str:
@@ -266,15 +280,32 @@ class RunResult:
     def delivered(self) -> int:
         return sum(str(i) in self.report["delivered"] for i in self.dispatched_at)
 
+    def files_delivered(self) -> int:
+        return sum(self.report["files"].get(str(i), 0) for i in self.dispatched_at)
+
     def all_delivered_s(self) -> float:
         first = min(self.dispatched_at.values())
         return max(self.report["delivered"].values(), default=first) - first
 
 
-async def run_burst(world: World, count: int, timeout: float) -> RunResult:
+def batch_payloads(harness: DiscordHarness, count: int, images: int) -> list[dict[str, Any]]:
+    """One "Remove background" menu per member, on a message of `images` photos."""
+    payloads = []
+    for i in range(count):
+        attachments = [make_attachment(f"shop{i}-item{n}.png") for n in range(images)]
+        message = harness.add_message(content="new stock", attachments=attachments)
+        payloads.append(
+            harness.message_context_menu("Remove background", message, user=Member(user=make_user(f"shop{i}")))
+        )
+    return payloads
+
+
+async def run_burst(
+    world: World, count: int, timeout: float, payloads: list[dict[str, Any]] | None = None
+) -> RunResult:
     """Register every interaction with the child first, then dispatch them all in one go."""
     harness = world.harness
-    payloads = burst_payloads(harness, count)
+    payloads = payloads if payloads is not None else burst_payloads(harness, count)
     await world.fakes.register(payloads)
     dispatched: dict[int, float] = {}
     started = time.monotonic()
@@ -372,6 +403,40 @@ async def burst_scenario(args: argparse.Namespace, out: Rows) -> None:
     )
 
 
+async def batch_scenario(args: argparse.Namespace, out: Rows) -> None:
+    requests, images = args.batch_requests, args.batch_images
+    total = requests * images
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
+        async with bot_world(
+            Path(tmp),
+            job_seconds=args.job_seconds,
+            result_size=64 * 1024,
+            DEFAULT_GUILD_CREDIT_LIMIT=str(total * 5 * 10),
+            MAX_CONCURRENT_JOBS="16",
+        ) as world:
+            payloads = batch_payloads(world.harness, requests, images)
+            sampler = RssSampler()
+            sampler.start()
+            result = await run_burst(world, requests, timeout=300, payloads=payloads)
+            rss_peak, hwm_peak = sampler.stop()
+    acks = result.ack_ms()
+    peak = max(rss_peak, hwm_peak if hwm_peak is not None else rss_peak)
+    name = f"{requests} requests of {images} images, 16 concurrent"
+    p99 = percentile(acks, 99)
+    out.add(name, "interactions acknowledged", f"{len(acks)}/{requests}")
+    out.add(name, "ack latency p99", f"{p99:.1f} ms", f"< {ACK_GOAL_MS:.0f} ms")
+    out.add(name, "images delivered", f"{result.files_delivered()}/{total}", f"{total}/{total}")
+    out.add(name, "all delivered after", f"{result.all_delivered_s():.1f} s")
+    out.add(name, "peak RSS growth (kernel VmHWM)", f"{peak:.1f} MB", f"< {MEMORY_GOAL_MB:.0f} MB")
+    ok = len(acks) == requests and p99 < ACK_GOAL_MS and result.files_delivered() == total and peak < MEMORY_GOAL_MB
+    out.verdicts.append(
+        f"- Batches: {'PASS' if ok else 'FAIL'}: {requests} requests of {images} images, ack p99 {p99:.1f} ms, "
+        f"{result.files_delivered()}/{total} images delivered in {result.all_delivered_s():.1f} s, peak RSS growth "
+        f"{peak:.1f} MB, {result.handler_errors} handler errors, "
+        f"Magic Hour contract violations: {len(result.report['violations'])}."
+    )
+
+
 async def memory_pass(args: argparse.Namespace, *, trace: bool) -> tuple[RunResult, dict[str, float]]:
     """One run of `inflight` jobs with results of `result_mib`; with `trace`, tracemalloc instead of RSS."""
     size = int(args.result_mib * MIB)
@@ -437,8 +502,11 @@ def markdown(out: Rows) -> str:
 async def main(args: argparse.Namespace) -> None:
     out = Rows()
     started = time.monotonic()
-    await burst_scenario(args, out)
-    await memory_scenario(args, out)
+    if not args.batches_only:
+        await burst_scenario(args, out)
+    await batch_scenario(args, out)
+    if not args.batches_only:
+        await memory_scenario(args, out)
     print(markdown(out))
     print()
     print("\n".join(out.verdicts))
@@ -455,6 +523,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--inflight", type=int, default=50, help="jobs in flight for the memory run")
     parser.add_argument("--result-mib", type=float, default=8.0, help="size of each result in MiB")
     parser.add_argument("--job-seconds", type=float, default=4.0, help="fake Magic Hour job duration")
+    parser.add_argument("--batch-requests", type=int, default=20, help="requests in the batch scenario")
+    parser.add_argument("--batch-images", type=int, default=5, help="images per request in the batch scenario")
+    parser.add_argument("--batches-only", action="store_true", help="run only the batch scenario")
     parser.add_argument("--serve-fakes", metavar="JSON", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

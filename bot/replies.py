@@ -10,7 +10,7 @@ from datetime import datetime
 
 from bot.balance import BalanceTooLow
 from bot.inputs import IMAGE_EXTENSIONS
-from bot.jobs import JobCancelled, JobResult, MemberBusy, ShuttingDown, StillRunning
+from bot.jobs import BatchResult, JobCancelled, JobResult, MemberBusy, ShuttingDown, StillRunning
 from bot.ledger import HeldJobs, LimitExceeded, Period, Usage
 from bot.magic_hour import (
     APIConnectionError,
@@ -76,6 +76,78 @@ def progress(status: ProjectStatus | None) -> str:
     return "📤 Sending your image to Magic Hour…"
 
 
+def batch_progress(total: int, done: int, failed: int, rendering: int, slow: bool = False) -> str:
+    """One line for a request of several images: how many are done, failed and in work."""
+    text = f"🪄 Removing the backgrounds: {done} of {total} done"
+    if failed:
+        text += f", {failed} failed"
+    if rendering:
+        text += f", {rendering} in progress"
+    text += "…"
+    if slow:
+        text += " Some take longer than usual; the bot keeps checking."
+    return text
+
+
+def credits_word(credits: int) -> str:
+    return f"{credits} credit{'s' if credits != 1 else ''}"
+
+
+def link_line(filename: str, result: JobResult, reason: str) -> str:
+    download = result.project.downloads[0] if result.project.downloads else None
+    if download is None:
+        return f"`{filename}` could not be fetched; ask the bot owner to check the logs."
+    expires = timestamp(download.expires_at)
+    return f"`{filename}` is {reason}: download it from {download.url} (the link expires {expires})."
+
+
+def image_failure(error: BaseException | str | None) -> str:
+    """Why one image of a request has no result, in a few words (the request's other images went through)."""
+    match error:
+        case JobFailedError() if error.code == "canceled":
+            return f"canceled at Magic Hour. {_kept(error)}"
+        case JobFailedError():
+            return f"Magic Hour couldn't process it: {error.message}. {_kept(error)}"
+        case StillRunning():
+            return "still being processed at Magic Hour; it will be posted here when it's done."
+        case JobCancelled():
+            return "cancelled; nothing was charged for it."
+        case ShuttingDown():
+            return "not started: the bot was restarting. Nothing was charged for it."
+        case str():
+            return f"not processed ({error})."
+        case BaseException():
+            return failure(error)
+    return "not processed."
+
+
+def batch_success(result: BatchResult, *, links: list[str], following: int) -> str:
+    """The final message of a request of several images: what it cost, what failed and why, where the rest is."""
+    done = len(result.delivered)
+    total = len(result.outcomes)
+    credits = result.credits_charged
+    still_running = any(isinstance(outcome.error, StillRunning) for outcome in result.failures)
+    if done == 0 and still_running:
+        text = "🐢 These images take longer than usual. The bot keeps checking and posts each result here."
+    elif done == 0:
+        text = f"❌ None of the {total} images could be processed."
+    else:
+        text = f"✅ Backgrounds removed from {done} of {total} images. They cost {credits_word(credits)} in total."
+    if result.usage is not None:
+        text += f" {usage_line(result.usage)}"
+    lines = [text]
+    for outcome in result.failures:
+        lines.append(f"❌ `{outcome.filename or f'image {outcome.position + 1}'}`: {image_failure(outcome.error)}")
+    lines.extend(links)
+    if following:
+        lines.append(f"📎 {following} more message{'s' if following != 1 else ''} with the images follow.")
+    return "\n".join(lines)
+
+
+def batch_more(index: int, count: int) -> str:
+    return f"📎 More results ({index} of {count})."
+
+
 def slow() -> str:
     return "🐢 This is taking longer than usual. The bot keeps checking and will post the result here."
 
@@ -113,11 +185,26 @@ def limit_exceeded(error: LimitExceeded) -> str:
     if error.scope == "bot":
         # The bot-wide budget spans every server: its figures are other servers' business.
         text = f"🚫 The bot's credit budget {PERIOD_WORDS[Period(error.period)]} is used up, so no new jobs can start."
+        if error.images > 1:
+            text = (
+                f"🚫 This request of {error.images} images needs {error.cost} credits, more than the bot's credit "
+                f"budget has left {PERIOD_WORDS[Period(error.period)]}. Nothing was charged; try fewer images."
+            )
         if error.resets_at is not None:
             return text + f" It resets {timestamp(error.resets_at)}."
         return text + " Ask the bot owner to raise it."
     whose = "This server" if error.scope == "guild" else "You"
     period = PERIOD_WORDS[Period(error.period)]
+    if error.images > 1:
+        left = max(0, error.limit - error.used)
+        has = "this server has" if error.scope == "guild" else "you have"
+        text = (
+            f"🚫 This request of {error.images} images needs {error.cost} credits, but {has} only {left} of "
+            f"{error.limit} left {period}. Nothing was charged; try fewer images."
+        )
+        if error.resets_at is not None:
+            return text + f" The limit resets {timestamp(error.resets_at)}."
+        return text + " A server admin can raise it with `/credits set-limit`."
     text = (
         f"🚫 {whose} can't start another background removal: {error.used} of {error.limit} credits "
         f"used {period}, and each one costs {error.cost}."

@@ -18,12 +18,19 @@ from bot.webhooks import IMAGE_EVENTS, WebhookEvent
 
 log = logging.getLogger("bot.webhooks")
 
-_JOB_SUFFIX = re.compile(r"#(\d{15,22})$")  # the bot names every job "... #<interaction id>"
+# The bot names every job "... #<interaction id>", and an image after a request's first "... #<interaction id>/<n>".
+_JOB_SUFFIX = re.compile(r"#(\d{15,22})(?:/(\d{1,2}))?$")
+
+
+def job_key_in(name: str | None) -> tuple[int, int] | None:
+    """(interaction id, image position) named by a job's suffix."""
+    match = _JOB_SUFFIX.search(name or "")
+    return (int(match.group(1)), int(match.group(2) or 0)) if match else None
 
 
 def interaction_id_in(name: str | None) -> int | None:
-    match = _JOB_SUFFIX.search(name or "")
-    return int(match.group(1)) if match else None
+    key = job_key_in(name)
+    return key[0] if key else None
 
 
 class WebhookIntake:
@@ -53,11 +60,15 @@ class WebhookIntake:
 
     async def _resolve_held(self, event: WebhookEvent) -> str:
         assert event.project is not None
-        interaction_id = interaction_id_in(event.project.name)
-        if interaction_id is None:
+        key = job_key_in(event.project.name)
+        if key is None:
             return "unknown_project"
+        interaction_id, position = key
         claimed = await self.ledger.claim_held_job(
-            interaction_id, project_id=event.project.id, credits_charged=event.project.credits_charged
+            interaction_id,
+            project_id=event.project.id,
+            credits_charged=event.project.credits_charged,
+            position=position,
         )
         if claimed is None:
             return "unknown_project"

@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.adapter.events import RecoveredEvents
+from bot.adapter.events import RecoveredEvents, RecoveredRequestEvents
 from bot.adapter.notifier import ChannelAlertNotifier, OwnerNotifier
 from bot.adapter.tree import BotTree
 from bot.resources import Resources
@@ -66,6 +66,7 @@ class BackgroundBot(commands.Bot):
         self.runner.on_settled(check_alerts)
         self.runner.on_settled(check_balance)
         self.runner.events_for_record = lambda record: RecoveredEvents(self, record)
+        self.runner.events_for_request = lambda request: RecoveredRequestEvents(self, request)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -86,10 +87,9 @@ class BackgroundBot(commands.Bot):
     async def resume_jobs(self) -> int:
         """Pick up what an earlier process left; called once, after login and before the gateway connects."""
         records = await self.ledger.recover_interrupted(owns_guild=self.owns_guild)
-        for record in records:
-            self.runner.resume(record, RecoveredEvents(self, record))
+        requests = self.runner.resume_requests(records, lambda request: RecoveredRequestEvents(self, request))
         if records:
-            log.info("resuming %d job(s) left by an earlier run", len(records))
+            log.info("resuming %d job(s) of %d request(s) left by an earlier run", len(records), requests)
         return len(records)
 
     def command_tree_digest(self) -> str:

@@ -1,6 +1,8 @@
-"""The two ways a job's events reach Discord: a live command's reply, or a job an earlier process left.
+"""The two ways a request's events reach Discord: a live command's reply, or a request an earlier process left.
 
-Both implement `bot.jobs.JobEvents`; keeping them side by side keeps their wording and fallbacks alike.
+Both implement `bot.jobs.BatchEvents`; keeping them side by side keeps their wording and fallbacks alike. A
+request of one image says exactly what a single job always said; several images get one progress line
+("2 of 5 done") and one final message carrying every result.
 """
 
 from __future__ import annotations
@@ -12,23 +14,81 @@ from bot.adapter.progress import ThrottledEditor
 from bot.adapter.reply import Reply
 from bot.adapter.views import CancelView
 from bot.inputs import output_filename
-from bot.jobs import JobEvents, JobResult, JobRunner
-from bot.ledger import JobRecord
+from bot.jobs import BatchEvents, BatchResult, JobEvents, JobResult, JobRunner
+from bot.ledger import JobRecord, RequestRecord
 from bot.magic_hour import ProjectStatus
 
 
-class InteractionEvents(JobEvents):
-    """Shows one job's progress in the reply to the member's command."""
+class _Progress:
+    """What the progress line of a request of several images counts."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.statuses: dict[int, ProjectStatus] = {}
+        self.ended: dict[int, bool] = {}
+        self.slow = False
+
+    def line(self) -> str:
+        done = sum(1 for ok in self.ended.values() if ok)
+        failed = len(self.ended) - done
+        rendering = sum(
+            1
+            for image, status in self.statuses.items()
+            if image not in self.ended and status is ProjectStatus.RENDERING
+        )
+        return replies.batch_progress(self.total, done, failed, rendering, self.slow)
+
+
+async def _deliver(reply: Reply, result: BatchResult, total: int) -> frozenset[int]:
+    if total == 1 and len(result.outcomes) == 1 and result.delivered:
+        [outcome] = result.delivered
+        assert outcome.result is not None
+        return (
+            frozenset({outcome.position})
+            if await reply.deliver(outcome.result, output_filename(outcome.filename))
+            else frozenset()
+        )
+    return await reply.deliver_batch(result)
+
+
+class LateImageEvents(JobEvents):
+    """An image that outlived its request's final message: its result follows as a message of its own."""
+
+    def __init__(self, reply: Reply, filename: str | None) -> None:
+        self.reply = reply
+        self.filename = filename
+
+    async def deliver(self, result: JobResult) -> bool:
+        return await self.reply.deliver_extra(result, output_filename(self.filename))
+
+    async def failed(self, error: BaseException) -> None:
+        await self.reply.send_extra(f"`{output_filename(self.filename)}`: {replies.image_failure(error)}")
+
+
+class InteractionEvents(BatchEvents):
+    """Shows one request's progress in the reply to the member's command."""
 
     def __init__(
-        self, client: discord.Client, runner: JobRunner, interaction: discord.Interaction, input_name: str | None
+        self,
+        client: discord.Client,
+        runner: JobRunner,
+        interaction: discord.Interaction,
+        filenames: list[str | None],
+        *,
+        private: bool = False,
     ) -> None:
         self.runner = runner
         self.interaction = interaction
-        self.input_name = input_name
-        self.reply = Reply.for_interaction(client, interaction)
+        self.filenames = filenames
+        self.reply = Reply.for_interaction(client, interaction, private=private)
         self.editor = ThrottledEditor(self.reply.edit_progress)
         self.view: CancelView | None = None
+        self.progress = _Progress(len(filenames))
+        self.final_sent = False
+
+    @property
+    def single(self) -> bool:
+        return len(self.filenames) == 1
 
     async def queued(self, position: int) -> None:
         if self.view is None:
@@ -43,22 +103,35 @@ class InteractionEvents(JobEvents):
     async def started(self) -> None:
         if self.view is not None:
             self.view.stop()
-            await self.editor.update(replies.progress(None), view=None)
             self.view = None
+            await self.editor.update(self._line(None), view=None)
+        elif not self.single:
+            await self.editor.update(self._line(None))
 
-    async def status(self, status: ProjectStatus) -> None:
-        await self.editor.update(replies.progress(status))
+    def _line(self, status: ProjectStatus | None) -> str:
+        return replies.progress(status) if self.single else self.progress.line()
 
-    async def slow(self) -> None:
-        await self.editor.update(replies.slow())
+    async def status(self, image: int, status: ProjectStatus) -> None:
+        self.progress.statuses[image] = status
+        await self.editor.update(self._line(status))
+
+    async def slow(self, image: int) -> None:
+        self.progress.slow = True
+        await self.editor.update(replies.slow() if self.single else self.progress.line())
+
+    async def image_ended(self, image: int, ok: bool) -> None:
+        self.progress.ended[image] = ok
+        if not self.single:
+            await self.editor.update(self.progress.line())
 
     async def interrupted(self, resumable: bool) -> None:
         await self.editor.settle()
         await self.reply.send_final(replies.interrupted(resumable))
 
-    async def deliver(self, result: JobResult) -> bool:
+    async def deliver(self, result: BatchResult) -> frozenset[int]:
         await self.editor.settle()
-        return await self.reply.deliver(result, output_filename(self.input_name))
+        self.final_sent = True
+        return await _deliver(self.reply, result, len(self.filenames))
 
     async def failed(self, error: BaseException) -> None:
         if self.view is not None:
@@ -66,15 +139,53 @@ class InteractionEvents(JobEvents):
         await self.editor.settle()
         await self.reply.report_failure(error)
 
+    def later(self, image: int, filename: str | None = None) -> JobEvents:
+        if self.single:
+            return _SingleLater(self)
+        return LateImageEvents(self.reply, self.filenames[image])
+
+
+class _SingleLater(JobEvents):
+    """A single job past its deadline ends in its own reply, as it always did."""
+
+    def __init__(self, events: InteractionEvents) -> None:
+        self.events = events
+
+    async def deliver(self, result: JobResult) -> bool:
+        await self.events.editor.settle()
+        return await self.events.reply.deliver(result, output_filename(self.events.filenames[0]))
+
+    async def failed(self, error: BaseException) -> None:
+        await self.events.editor.settle()
+        await self.events.reply.report_failure(error)
+
+
+class RecoveredRequestEvents(BatchEvents):
+    """Delivers a request that an earlier process started, through whatever is still open."""
+
+    def __init__(self, client: discord.Client, request: RequestRecord) -> None:
+        self.request = request
+        self.reply = Reply.for_request(client, request)
+
+    async def deliver(self, result: BatchResult) -> frozenset[int]:
+        return await _deliver(self.reply, result, self.request.images)
+
+    async def failed(self, error: BaseException) -> None:
+        await self.reply.report_failure(error)
+
+    def later(self, image: int, filename: str | None = None) -> JobEvents:
+        return LateImageEvents(self.reply, filename)
+
 
 class RecoveredEvents(JobEvents):
-    """Delivers a job that an earlier process started, through whatever is still open."""
+    """Delivers one job that an earlier process started (e.g. a held job its webhook event resolved)."""
 
     def __init__(self, client: discord.Client, record: JobRecord) -> None:
+        self.record = record
         self.reply = Reply.for_record(client, record)
 
     async def deliver(self, result: JobResult) -> bool:
-        return await self.reply.deliver(result, output_filename(None))
+        return await self.reply.deliver(result, output_filename(self.record.input_filename))
 
     async def failed(self, error: BaseException) -> None:
         await self.reply.report_failure(error)

@@ -15,15 +15,20 @@ from typing import Any
 import discord
 
 from bot import replies
-from bot.jobs import JobResult, MemberBusy, ShuttingDown
-from bot.ledger import JobRecord, LimitExceeded
+from bot.adapter.packing import pack_files
+from bot.inputs import output_filename
+from bot.jobs import BatchResult, JobResult, MemberBusy, ShuttingDown
+from bot.ledger import JobRecord, LimitExceeded, RequestRecord
 
 log = logging.getLogger("bot.adapter.reply")
 
 TOKEN_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(seconds=30)  # don't start an edit the token may not outlive
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # servers without boosts
-REFUSALS = (LimitExceeded, MemberBusy, ShuttingDown)  # said only to the member, never in the channel
+REFUSALS = (LimitExceeded, MemberBusy, ShuttingDown)
+FileMaker = Callable[
+    [], "discord.File | list[discord.File]"
+]  # called once per attempt: a file is read once  # said only to the member, never in the channel
 RESULT_IN_REPLY = "result_in_reply"  # Interaction.extras key: the reply carries a delivered result
 
 
@@ -40,6 +45,7 @@ class Reply:
         token: str | None = None,
         interaction: discord.Interaction | None = None,
         filesize_limit: int = DEFAULT_UPLOAD_LIMIT,
+        private: bool = False,
     ) -> None:
         self.bot = bot
         self.channel_id = channel_id
@@ -50,9 +56,23 @@ class Reply:
         self.token = token
         self.interaction = interaction
         self.filesize_limit = filesize_limit
+        self.private = private  # the member asked for an ephemeral exchange: never post in the channel
 
     @classmethod
-    def for_interaction(cls, bot: discord.Client, interaction: discord.Interaction) -> Reply:
+    def for_request(cls, bot: discord.Client, request: RequestRecord) -> Reply:
+        return cls(
+            bot,
+            channel_id=request.channel_id,
+            user_id=request.user_id,
+            guild_id=request.guild_id,
+            created_at=request.created_at,
+            application_id=request.application_id,
+            token=request.interaction_token,
+            private=request.private,
+        )
+
+    @classmethod
+    def for_interaction(cls, bot: discord.Client, interaction: discord.Interaction, *, private: bool = False) -> Reply:
         return cls(
             bot,
             channel_id=interaction.channel_id or 0,
@@ -63,6 +83,7 @@ class Reply:
             token=interaction.token,
             interaction=interaction,
             filesize_limit=interaction.filesize_limit,
+            private=private,
         )
 
     @classmethod
@@ -95,9 +116,7 @@ class Reply:
                 "progress edit skipped interaction_token_valid=%s: %s", self.token_seconds_left() > 0, error.status
             )
 
-    async def send_final(
-        self, content: str, file: Callable[[], discord.File] | None = None, *, without_file: str | None = None
-    ) -> bool:
+    async def send_final(self, content: str, file: FileMaker | None = None, *, without_file: str | None = None) -> bool:
         """Get the message to the member by the first way that works; True when something arrived.
 
         The reply while its token lives, then a channel post mentioning the member; when files can't be
@@ -106,16 +125,16 @@ class Reply:
         """
         if self.token_seconds_left() > 0:
             try:
-                attachments = [file()] if file else []
+                attachments = _listed(file()) if file else []
                 await self._edit_reply(content=content, attachments=attachments, view=None)
                 self._mark_delivered()
                 return True
             except discord.HTTPException as error:
                 log.warning("reply edit failed (status %s); posting in the channel instead", error.status)
-        attempts: list[tuple[str, Callable[[], discord.File] | None]] = [(content, file)]
+        attempts: list[tuple[str, FileMaker | None]] = [(content, file)]
         if file is not None and without_file is not None:
             attempts.append((without_file, None))
-        for text, attachment in attempts:
+        for text, attachment in attempts if not self.private else []:
             if await self._post_in_channel(text, attachment):
                 return True
         for text, attachment in attempts:
@@ -143,6 +162,128 @@ class Reply:
             return await self.send_final(text)
         link = replies.success(result, attached=False, reason="could not be attached here")
         return await self.send_final(text, make_file, without_file=link)
+
+    async def deliver_batch(self, batch: BatchResult) -> frozenset[int]:
+        """Every result of a request: as many files as fit the reply, the rest in further messages in the
+        same place (followups while the token lives, then channel posts), and links for what fits nowhere.
+
+        Returns the positions whose file or link reached the member.
+        """
+        in_reply = self.token_seconds_left() > 0
+        later_limit = self.filesize_limit if in_reply else min(self.filesize_limit, DEFAULT_UPLOAD_LIMIT)
+        files = [
+            (outcome.position, outcome.result.file.size)
+            for outcome in batch.delivered
+            if outcome.result is not None and outcome.result.file is not None
+        ]
+        pack = pack_files(files, first_limit=later_limit, later_limit=later_limit)
+        by_position = {outcome.position: outcome for outcome in batch.outcomes}
+        links = [
+            self._link(by_position[position].result, by_position[position].filename)
+            for position in pack.links + [o.position for o in batch.delivered if o.result and o.result.file is None]
+        ]
+        first = pack.messages[0] if pack.messages else []
+        text = replies.batch_success(batch, links=links, following=len(pack.messages) - 1 if pack.messages else 0)
+        arrived: set[int] = set()
+        linked = {o.position for o in batch.delivered} - {p for message in pack.messages for p in message}
+        if await self.send_final(
+            text,
+            self._files(batch, first) if first else None,
+            without_file=self._as_links(text, batch, first),
+        ):
+            arrived |= linked | set(first)
+        for index, message in enumerate(pack.messages[1:], start=2):
+            heading = replies.batch_more(index, len(pack.messages))
+            sent = await self._send_more(heading, self._files(batch, message))
+            if sent or await self._send_more(self._as_links(heading, batch, message)):
+                arrived |= set(message)
+        return frozenset(arrived)
+
+    async def deliver_extra(self, result: JobResult, filename: str) -> bool:
+        """One result after its request's final message: a message of its own, never an edit of that one."""
+        limit = self.filesize_limit if self.token_seconds_left() > 0 else min(self.filesize_limit, DEFAULT_UPLOAD_LIMIT)
+        downloaded = result.file
+        if (
+            downloaded is not None
+            and downloaded.size <= limit
+            and await self._send_more(
+                f"`{filename}`: {replies.success(result, attached=True)}", self._one_file(result, filename)
+            )
+        ):
+            return True
+        reason = "could not be attached here" if downloaded is not None else None
+        return await self._send_more(f"`{filename}`: {replies.success(result, attached=False, reason=reason)}")
+
+    async def send_extra(self, text: str) -> bool:
+        return await self._send_more(text)
+
+    @staticmethod
+    def _one_file(result: JobResult, filename: str) -> FileMaker:
+        def make() -> discord.File:
+            downloaded = result.file
+            assert downloaded is not None
+            if downloaded.file is not None:
+                downloaded.file.seek(0)
+            return discord.File(
+                downloaded.file if downloaded.file is not None else str(downloaded.path), filename=filename
+            )
+
+        return make
+
+    def _link(self, result: JobResult | None, filename: str | None) -> str:
+        assert result is not None
+        reason = "too large to upload here" if result.too_large or result.file is not None else "not attached"
+        return replies.link_line(output_filename(filename), result, reason)
+
+    def _as_links(self, text: str, batch: BatchResult, positions: list[int]) -> str:
+        by_position = {outcome.position: outcome for outcome in batch.outcomes}
+        lines = [text] + [
+            replies.link_line(
+                output_filename(by_position[p].filename), by_position[p].result, "could not be attached here"
+            )  # type: ignore[arg-type]
+            for p in positions
+        ]
+        return "\n".join(lines)
+
+    @staticmethod
+    def _files(batch: BatchResult, positions: list[int]) -> Callable[[], list[discord.File]]:
+        by_position = {outcome.position: outcome for outcome in batch.outcomes}
+
+        def make() -> list[discord.File]:
+            made = []
+            for position in positions:
+                outcome = by_position[position]
+                assert outcome.result is not None and outcome.result.file is not None
+                downloaded = outcome.result.file
+                if downloaded.file is not None:
+                    downloaded.file.seek(0)
+                source = downloaded.file if downloaded.file is not None else str(downloaded.path)
+                made.append(discord.File(source, filename=output_filename(outcome.filename)))
+            return made
+
+        return make
+
+    async def _send_more(self, content: str, files: FileMaker | None = None) -> bool:
+        """A further message of the same result: a followup while the token lives, else the channel (or DM)."""
+        if self.token_seconds_left() > 0:
+            try:
+                webhook = self._followup()
+                if files is not None:
+                    await webhook.send(content, files=_listed(files()), ephemeral=self.private)
+                else:
+                    await webhook.send(content, ephemeral=self.private)
+                return True
+            except discord.HTTPException as error:
+                log.warning("followup failed (status %s); posting in the channel instead", error.status)
+        if not self.private and await self._post_in_channel(content, files):
+            return True
+        return await self._send_dm(content, files)
+
+    def _followup(self) -> discord.Webhook:
+        if self.interaction is not None:
+            return self.interaction.followup
+        assert self.application_id is not None and self.token is not None
+        return discord.Webhook.partial(self.application_id, self.token, client=self.bot)
 
     def _mark_delivered(self) -> None:
         """Remember on the interaction that its reply now carries the result (the tree's on_error reads it)."""
@@ -174,12 +315,12 @@ class Reply:
         kwargs.pop("view", None)
         await webhook.edit_message("@original", **kwargs)  # type: ignore[arg-type]  # the route takes @original
 
-    async def _post_in_channel(self, content: str, file: Callable[[], discord.File] | None) -> bool:
+    async def _post_in_channel(self, content: str, file: FileMaker | None) -> bool:
         channel = self.bot.get_partial_messageable(self.channel_id, guild_id=self.guild_id)
         mention = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(self.user_id)])
         try:
             if file is not None:
-                await channel.send(f"<@{self.user_id}> {content}", file=file(), allowed_mentions=mention)
+                await channel.send(f"<@{self.user_id}> {content}", files=_listed(file()), allowed_mentions=mention)
             else:
                 await channel.send(f"<@{self.user_id}> {content}", allowed_mentions=mention)
             return True
@@ -193,15 +334,19 @@ class Reply:
             )
             return False
 
-    async def _send_dm(self, content: str, file: Callable[[], discord.File] | None) -> bool:
+    async def _send_dm(self, content: str, file: FileMaker | None) -> bool:
         try:
             dm = await self.bot.create_dm(discord.Object(self.user_id))
             text = f"{replies.dm_preface(self.channel_id)}\n{content}"
             if file is not None:
-                await dm.send(text, file=file())
+                await dm.send(text, files=_listed(file()))
             else:
                 await dm.send(text)
             return True
         except discord.HTTPException as error:
             log.warning("could not DM user=%s (status %s, files=%s)", self.user_id, error.status, file is not None)
             return False
+
+
+def _listed(made: discord.File | list[discord.File]) -> list[discord.File]:
+    return made if isinstance(made, list) else [made]

@@ -135,11 +135,105 @@ def _v4_webhook_events(conn: Connection) -> None:
     ).create(conn)
 
 
+def _v5_jobs_table_sqlite(conn: Connection) -> None:
+    """SQLite cannot drop a column's UNIQUE: rebuild jobs without it on interaction_id, keeping every row and id."""
+    Table(
+        "jobs_v5",
+        MetaData(),
+        Column("id", Id, primary_key=True, autoincrement=True),
+        Column("interaction_id", BigInteger, nullable=False),
+        Column("guild_id", BigInteger, nullable=False),
+        Column("channel_id", BigInteger, nullable=False),
+        Column("user_id", BigInteger, nullable=False),
+        Column("application_id", BigInteger),
+        Column("interaction_token", Text),
+        Column("message_id", BigInteger),
+        Column("project_id", String(255), unique=True),
+        Column("status", String(16), nullable=False),
+        Column("credits_reserved", Integer, nullable=False),
+        Column("credits_charged", Integer),
+        Column("error", Text),
+        Column("input_url", Text),
+        Column("background_url", Text),
+        Column("name", Text),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+        Column("delivered", Boolean, nullable=False, server_default=text("0")),
+        Column("sent_at", UtcDateTime),
+        Column("delivery_owner", Text),
+        Column("delivery_claimed_at", UtcDateTime),
+        Column("request_id", String(40)),
+        Column("position", Integer, nullable=False, server_default=text("0")),
+        Column("input_filename", Text),
+    ).create(conn)
+    conn.exec_driver_sql(
+        "INSERT INTO jobs_v5 (id, interaction_id, guild_id, channel_id, user_id, application_id, interaction_token, "
+        "message_id, project_id, status, credits_reserved, credits_charged, error, input_url, background_url, name, "
+        "created_at, updated_at, delivered, sent_at, delivery_owner, delivery_claimed_at) "
+        "SELECT id, interaction_id, guild_id, channel_id, user_id, application_id, interaction_token, "
+        "message_id, project_id, status, credits_reserved, credits_charged, error, input_url, background_url, name, "
+        "created_at, updated_at, delivered, sent_at, delivery_owner, delivery_claimed_at FROM jobs"
+    )
+    conn.exec_driver_sql("DROP TABLE jobs")
+    conn.exec_driver_sql("ALTER TABLE jobs_v5 RENAME TO jobs")
+    conn.exec_driver_sql("CREATE INDEX ix_jobs_guild_created ON jobs (guild_id, created_at)")
+    conn.exec_driver_sql("CREATE INDEX ix_jobs_status ON jobs (status)")
+    conn.exec_driver_sql("CREATE INDEX ix_jobs_guild_user_created ON jobs (guild_id, user_id, created_at)")
+    conn.exec_driver_sql("CREATE INDEX ix_jobs_created ON jobs (created_at)")
+
+
+def _v5_jobs_table_postgresql(conn: Connection) -> None:
+    unique = conn.exec_driver_sql(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'jobs'::regclass AND contype = 'u' "
+        "AND pg_get_constraintdef(oid) = 'UNIQUE (interaction_id)'"
+    ).scalars()
+    for name in list(unique):
+        conn.exec_driver_sql(f'ALTER TABLE jobs DROP CONSTRAINT "{name}"')
+    _add_column(conn, "jobs", "request_id", String(40))
+    _add_column(conn, "jobs", '"position"', Integer(), "NOT NULL DEFAULT 0")
+    _add_column(conn, "jobs", "input_filename", Text())
+
+
+def _v5_requests(conn: Connection) -> None:
+    """One interaction may ask for several images: a request row (who, where to reply) and a job per image.
+
+    Every existing job becomes a request of its own, so no row is lost and history stays per image.
+    """
+    if conn.dialect.name == "postgresql":
+        _v5_jobs_table_postgresql(conn)
+    else:
+        _v5_jobs_table_sqlite(conn)
+    Table(
+        "requests",
+        MetaData(),
+        Column("id", String(40), primary_key=True),
+        Column("interaction_id", BigInteger, nullable=False, unique=True),
+        Column("guild_id", BigInteger, nullable=False),
+        Column("channel_id", BigInteger, nullable=False),
+        Column("user_id", BigInteger, nullable=False),
+        Column("application_id", BigInteger),
+        Column("interaction_token", Text),
+        Column("private", Boolean, nullable=False),
+        Column("images", Integer, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+    ).create(conn)
+    # A migrated job's request id is "legacy-<job id>": never a Discord id, never a new request's (hex) id.
+    conn.exec_driver_sql(
+        "INSERT INTO requests (id, interaction_id, guild_id, channel_id, user_id, application_id, interaction_token, "
+        "private, images, created_at) SELECT 'legacy-' || CAST(id AS VARCHAR(20)), interaction_id, guild_id, "
+        "channel_id, user_id, application_id, interaction_token, false, 1, created_at FROM jobs"
+    )
+    conn.exec_driver_sql("UPDATE jobs SET request_id = 'legacy-' || CAST(id AS VARCHAR(20))")
+    conn.exec_driver_sql('CREATE UNIQUE INDEX ux_jobs_interaction_position ON jobs (interaction_id, "position")')
+    conn.exec_driver_sql('CREATE UNIQUE INDEX ux_jobs_request_position ON jobs (request_id, "position")')
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1_initial),
     (2, _v2_delivery_members_alerts),
     (3, _v3_sending_grants_delivery_claims),
     (4, _v4_webhook_events),
+    (5, _v5_requests),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -78,6 +78,35 @@ class JobRecord:
     # When the runner said the create was about to go out; None means it was only ever queued.
     sent_at: datetime | None = None
     delivery_owner: str | None = None
+    request_id: str | None = None  # the request this image belongs to (several jobs may share one interaction)
+    position: int = 0  # the image's place in its request, from 0
+    input_filename: str | None = None  # the member's file name, for naming the result
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image of a request, as reserved: its inputs and the file name the result is named after."""
+
+    input_url: str | None
+    background_url: str | None = None
+    name: str | None = None
+    input_filename: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One member's interaction: who asked, where to reply, and how many images it covers."""
+
+    id: str
+    interaction_id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    application_id: int | None
+    interaction_token: str | None = field(repr=False)  # a credential for 15 minutes
+    private: bool
+    images: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -131,7 +160,9 @@ class LimitExceeded(Exception):
         period: Period,
         resets_at: datetime | None,
         cost: int,
+        images: int = 1,
     ) -> None:
+        self.images = images  # how many images the refused request covered; `cost` is their total
         self.scope = scope
         self.used = used
         self.limit = limit

@@ -43,6 +43,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+REQUEST_ID_MAX = 40
+"""requests.id: the bot's own request id (not Discord's interaction id), since schema v5."""
+
 PROJECT_ID_MAX = 255
 """jobs.project_id length since schema v3 (v1 had 64)."""
 
@@ -62,7 +65,7 @@ jobs = Table(
     "jobs",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("interaction_id", BigInteger, nullable=False, unique=True),
+    Column("interaction_id", BigInteger, nullable=False),  # the request's; unique with `position` since v5
     Column("guild_id", BigInteger, nullable=False),
     Column("channel_id", BigInteger, nullable=False),
     Column("user_id", BigInteger, nullable=False),
@@ -83,6 +86,24 @@ jobs = Table(
     Column("sent_at", UtcDateTime),
     Column("delivery_owner", Text),
     Column("delivery_claimed_at", UtcDateTime),
+    Column("request_id", String(REQUEST_ID_MAX)),
+    Column("position", Integer, nullable=False, server_default="0"),
+    Column("input_filename", Text),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", String(REQUEST_ID_MAX), primary_key=True),
+    Column("interaction_id", BigInteger, nullable=False, unique=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("channel_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("application_id", BigInteger),
+    Column("interaction_token", Text),
+    Column("private", Boolean, nullable=False, default=False),
+    Column("images", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 guild_settings = Table(

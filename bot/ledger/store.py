@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -48,17 +50,19 @@ from .models import (
     GuildReport,
     GuildSettings,
     HeldJobs,
+    ImageSpec,
     JobRecord,
     JobStatus,
     LedgerDefaults,
     LimitExceeded,
     ReleasedJobs,
     Report,
+    RequestRecord,
     Usage,
 )
 from .periods import Period, as_utc, parse_period, period_bounds
 from .sanitize import plausible_charge, storable_project_id
-from .schema import alerts_sent, guild_settings, jobs, meta, webhook_events
+from .schema import alerts_sent, guild_settings, jobs, meta, requests, webhook_events
 from .urls import normalize_database_url, redact_database_url
 
 log = logging.getLogger(__name__)
@@ -233,66 +237,148 @@ class Ledger:
         name: str | None = None,
         now: datetime | None = None,
     ) -> JobRecord:
-        """Hold `cost` credits for a new job or raise LimitExceeded; a repeated interaction gets its job.
+        """A request of one image (see `reserve_request`); returns its job."""
+        _, reserved = await self.reserve_request(
+            interaction_id=interaction_id,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            images=[ImageSpec(input_url=input_url, background_url=background_url, name=name)],
+            cost=cost,
+            application_id=application_id,
+            interaction_token=interaction_token,
+            now=now,
+        )
+        return reserved[0]
+
+    async def reserve_request(
+        self,
+        *,
+        interaction_id: int,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        images: Sequence[ImageSpec],
+        cost: int = COST_PER_JOB,
+        application_id: int | None = None,
+        interaction_token: str | None = None,
+        private: bool = False,
+        now: datetime | None = None,
+    ) -> tuple[RequestRecord, list[JobRecord]]:
+        """Hold `cost` credits per image for a whole request, all or nothing, or raise LimitExceeded
+        (its `cost` is the request's total); a repeated interaction gets its request back.
 
         Server, member and bot-wide budgets are checked in one transaction under the same locks.
         """
         if cost < 0:
             raise ValueError("cost must be 0 or more")
+        if not images:
+            raise ValueError("a request needs at least one image")
         moment = self._now(now)
         bot_budget = self.defaults.bot_budget
+        total_cost = cost * len(images)
+        count = len(images)
+        request_id = new_request_id()
 
-        async def work(conn: AsyncConnection) -> JobRecord:
+        async def work(conn: AsyncConnection) -> tuple[RequestRecord, list[JobRecord]]:
             if bot_budget is not None:
                 await self._lock_bot(conn)  # always before the guild row: one lock order for everyone
             settings = await self._lock_guild(conn, guild_id, moment)
-            existing = await self._job(conn, interaction_id)
+            existing = await self._request_by_interaction(conn, interaction_id)
             if existing is not None:
                 return existing
             start, end = period_bounds(settings.period, moment)
             used, reserved, member = await self._totals(conn, guild_id, user_id, start, end)
-            if used + reserved + cost > settings.credit_limit:
-                raise LimitExceeded("guild", used + reserved, settings.credit_limit, settings.period, end, cost)
-            if settings.member_limit is not None and member + cost > settings.member_limit:
-                raise LimitExceeded("member", member, settings.member_limit, settings.period, end, cost)
+            if used + reserved + total_cost > settings.credit_limit:
+                raise LimitExceeded(
+                    "guild", used + reserved, settings.credit_limit, settings.period, end, total_cost, count
+                )
+            if settings.member_limit is not None and member + total_cost > settings.member_limit:
+                raise LimitExceeded("member", member, settings.member_limit, settings.period, end, total_cost, count)
             if bot_budget is not None:
                 bot_start, bot_end = period_bounds(self.defaults.bot_period, moment)
                 bot_used, bot_reserved = await self._bot_totals(conn, bot_start, bot_end)
-                if bot_used + bot_reserved + cost > bot_budget:
+                if bot_used + bot_reserved + total_cost > bot_budget:
                     total = bot_used + bot_reserved
-                    raise LimitExceeded("bot", total, bot_budget, self.defaults.bot_period, bot_end, cost)
-            row = (
+                    raise LimitExceeded("bot", total, bot_budget, self.defaults.bot_period, bot_end, total_cost, count)
+            request_row = (
                 await conn.execute(
-                    jobs.insert()
+                    requests.insert()
                     .values(
+                        id=request_id,
                         interaction_id=interaction_id,
                         guild_id=guild_id,
                         channel_id=channel_id,
                         user_id=user_id,
                         application_id=application_id,
                         interaction_token=interaction_token,
-                        status=JobStatus.RESERVED.value,
-                        credits_reserved=cost,
-                        input_url=input_url,
-                        background_url=background_url,
-                        name=name,
+                        private=private,
+                        images=count,
                         created_at=moment,
-                        updated_at=moment,
-                        delivered=False,
                     )
-                    .returning(*jobs.c)
+                    .returning(*requests.c)
                 )
             ).one()
-            return _job_record(row)
+            records = []
+            for position, image in enumerate(images):
+                row = (
+                    await conn.execute(
+                        jobs.insert()
+                        .values(
+                            interaction_id=interaction_id,
+                            request_id=request_id,
+                            position=position,
+                            guild_id=guild_id,
+                            channel_id=channel_id,
+                            user_id=user_id,
+                            application_id=application_id,
+                            interaction_token=interaction_token,
+                            status=JobStatus.RESERVED.value,
+                            credits_reserved=cost,
+                            input_url=image.input_url,
+                            background_url=image.background_url,
+                            name=image.name,
+                            input_filename=image.input_filename,
+                            created_at=moment,
+                            updated_at=moment,
+                            delivered=False,
+                        )
+                        .returning(*jobs.c)
+                    )
+                ).one()
+                records.append(_job_record(row))
+            return _request_record(request_row), records
 
         try:
             return await self._run(work, write=True)
         except IntegrityError:
-            # Same interaction id recorded under another guild's lock: still the same job.
-            existing = await self.get_job(interaction_id)
-            if existing is None:
+            # Same interaction id recorded under another guild's lock: still the same request.
+            found = await self._run(lambda conn: self._request_by_interaction(conn, interaction_id), write=False)
+            if found is None:
                 raise
-            return existing
+            return found
+
+    async def _request_by_interaction(
+        self, conn: AsyncConnection, interaction_id: int
+    ) -> tuple[RequestRecord, list[JobRecord]] | None:
+        row = (await conn.execute(select(requests).where(requests.c.interaction_id == interaction_id))).first()
+        if row is None:
+            return None
+        found = await conn.execute(select(jobs).where(jobs.c.request_id == row.id).order_by(jobs.c.position))
+        return _request_record(row), [_job_record(job) for job in found]
+
+    async def get_request(self, request_id: str) -> RequestRecord | None:
+        """Where a request's messages go (the route is stored once per request, not per image)."""
+
+        async def work(conn: AsyncConnection) -> RequestRecord | None:
+            row = (await conn.execute(select(requests).where(requests.c.id == request_id))).first()
+            return None if row is None else _request_record(row)
+
+        return await self._run(work, write=False)
+
+    async def request_jobs(self, request_id: str) -> list[JobRecord]:
+        """Every image of a request, in the member's order."""
+        return await self._select_jobs(jobs.c.request_id == request_id, oldest_first=True)
 
     async def _lock_bot(self, conn: AsyncConnection) -> None:
         """The bot-wide mutex (PostgreSQL); SQLite's IMMEDIATE transaction already serialises everything."""
@@ -357,27 +443,34 @@ class Ledger:
         allowed_from: tuple[JobStatus, ...] | None,
         values: Mapping[str, Any],
         action: str,
+        position: int = 0,
     ) -> JobRecord | None:
         """Update a job if its status allows it, retrying transient faults; otherwise log why not."""
         moment = self._now(None)
 
         async def work(conn: AsyncConnection) -> JobRecord | None:
-            statement = update(jobs).where(jobs.c.interaction_id == interaction_id)
+            statement = update(jobs).where(_job_key(interaction_id, position))
             if allowed_from is not None:
                 statement = statement.where(jobs.c.status.in_([s.value for s in allowed_from]))
             row = (await conn.execute(statement.values(**values, updated_at=moment).returning(*jobs.c))).first()
             if row is not None:
                 return _job_record(row)
-            current = await self._job(conn, interaction_id)
+            current = await self._job(conn, interaction_id, position)
             if current is None:
-                log.warning("%s: no job recorded for interaction %s", action, interaction_id)
+                log.warning("%s: no job recorded for interaction %s/%s", action, interaction_id, position)
             else:
-                log.warning("%s ignored: job for interaction %s is already %s", action, interaction_id, current.status)
+                log.warning(
+                    "%s ignored: job for interaction %s/%s is already %s",
+                    action,
+                    interaction_id,
+                    position,
+                    current.status,
+                )
             return current
 
         return await self._run(work, write=True, durable=action)
 
-    async def mark_sending(self, interaction_id: int) -> bool:
+    async def mark_sending(self, interaction_id: int, position: int = 0) -> bool:
         """The runner is about to send the create: True means go ahead, False means do not send.
 
         From here a restart holds the credits (the create may have happened) instead of releasing them.
@@ -388,7 +481,7 @@ class Ledger:
         async def work(conn: AsyncConnection) -> bool:
             statement = (
                 update(jobs)
-                .where(jobs.c.interaction_id == interaction_id, jobs.c.status.in_([s.value for s in _ANY_OPEN]))
+                .where(_job_key(interaction_id, position), jobs.c.status.in_([s.value for s in _ANY_OPEN]))
                 .values(sent_at=moment, updated_at=moment)
                 .returning(jobs.c.id)
             )
@@ -396,11 +489,11 @@ class Ledger:
 
         sending = await self._run(work, write=True, durable="mark_sending")
         if not sending:
-            log.warning("mark_sending refused: job for interaction %s is missing or final", interaction_id)
+            log.warning("mark_sending refused: job %s/%s is missing or final", interaction_id, position)
         return sending
 
     async def mark_submitted(
-        self, interaction_id: int, *, project_id: str, credits_charged: int = COST_PER_JOB
+        self, interaction_id: int, *, project_id: str, credits_charged: int = COST_PER_JOB, position: int = 0
     ) -> JobRecord | None:
         """Magic Hour accepted the job; also resolves an `unknown` job once its project is found.
 
@@ -413,10 +506,16 @@ class Ledger:
         }
         if values["project_id"] is None:
             values["error"] = f"Magic Hour's project id was too long to store ({len(project_id)} characters)"
-        return await self._transition(interaction_id, _ANY_OPEN, values, "mark_submitted")
+        return await self._transition(interaction_id, _ANY_OPEN, values, "mark_submitted", position)
 
     async def settle(
-        self, interaction_id: int, *, status: JobStatus | str, credits_charged: int, error: str | None = None
+        self,
+        interaction_id: int,
+        *,
+        status: JobStatus | str,
+        credits_charged: int,
+        error: str | None = None,
+        position: int = 0,
     ) -> JobRecord | None:
         """Final outcome; on error/canceled pass the project's final credits_charged (refunds make it 0)."""
         final = JobStatus(status)
@@ -425,19 +524,21 @@ class Ledger:
         values = {"status": final.value, "credits_charged": _charge_value(credits_charged, interaction_id)}
         values["error"] = error
         # A settled job may be settled again: Magic Hour updates credits_charged when it refunds.
-        return await self._transition(interaction_id, (*_ANY_OPEN, *SETTLED_STATUSES), values, "settle")
+        return await self._transition(interaction_id, (*_ANY_OPEN, *SETTLED_STATUSES), values, "settle", position)
 
-    async def release(self, interaction_id: int, *, error: str) -> JobRecord | None:
+    async def release(self, interaction_id: int, *, error: str, position: int = 0) -> JobRecord | None:
         """The create certainly failed (nothing charged): free the credits."""
         values = {"status": JobStatus.REFUNDED.value, "credits_charged": 0, "error": error}
-        return await self._transition(interaction_id, _ANY_OPEN, values, "release")
+        return await self._transition(interaction_id, _ANY_OPEN, values, "release", position)
 
-    async def mark_unknown(self, interaction_id: int, *, error: str) -> JobRecord | None:
+    async def mark_unknown(self, interaction_id: int, *, error: str, position: int = 0) -> JobRecord | None:
         """Outcome ambiguous: the reservation keeps counting until someone resolves it."""
         values = {"status": JobStatus.UNKNOWN.value, "error": error}
-        return await self._transition(interaction_id, _ANY_OPEN, values, "mark_unknown")
+        return await self._transition(interaction_id, _ANY_OPEN, values, "mark_unknown", position)
 
-    async def claim_delivery(self, interaction_id: int, owner: str, *, lease: timedelta = DELIVERY_LEASE) -> bool:
+    async def claim_delivery(
+        self, interaction_id: int, owner: str, *, lease: timedelta = DELIVERY_LEASE, position: int = 0
+    ) -> bool:
         """True for exactly one deliverer of a job: two processes overlapping in a deploy never both post.
 
         The same owner may claim again (a retried write); another owner may take over a claim older
@@ -449,7 +550,7 @@ class Ledger:
             statement = (
                 update(jobs)
                 .where(
-                    jobs.c.interaction_id == interaction_id,
+                    _job_key(interaction_id, position),
                     jobs.c.delivered.is_(False),
                     or_(
                         jobs.c.delivery_owner.is_(None),
@@ -464,16 +565,17 @@ class Ledger:
 
         return await self._run(work, write=True, durable="claim_delivery")
 
-    async def mark_delivered(self, interaction_id: int) -> JobRecord | None:
+    async def mark_delivered(self, interaction_id: int, position: int = 0) -> JobRecord | None:
         """A message really carried the result to Discord (call it after the post, not before)."""
-        return await self._transition(interaction_id, None, {"delivered": True}, "mark_delivered")
+        return await self._transition(interaction_id, None, {"delivered": True}, "mark_delivered", position)
 
-    async def get_job(self, interaction_id: int) -> JobRecord | None:
-        return await self._run(lambda conn: self._job(conn, interaction_id), write=False)
+    async def get_job(self, interaction_id: int, position: int = 0) -> JobRecord | None:
+        """A job by its key: the request's interaction id and the image's place in it."""
+        return await self._run(lambda conn: self._job(conn, interaction_id, position), write=False)
 
     @staticmethod
-    async def _job(conn: AsyncConnection, interaction_id: int) -> JobRecord | None:
-        row = (await conn.execute(select(jobs).where(jobs.c.interaction_id == interaction_id))).first()
+    async def _job(conn: AsyncConnection, interaction_id: int, position: int = 0) -> JobRecord | None:
+        row = (await conn.execute(select(jobs).where(_job_key(interaction_id, position)))).first()
         return None if row is None else _job_record(row)
 
     async def recover_interrupted(
@@ -606,6 +708,14 @@ class Ledger:
             result = await conn.execute(
                 update(jobs)
                 .where(jobs.c.interaction_token.is_not(None), jobs.c.status.in_(_FINAL), jobs.c.created_at < cutoff)
+                .values(interaction_token=None)
+            )
+            still_open = (
+                select(jobs.c.id).where(jobs.c.request_id == requests.c.id, jobs.c.status.not_in(_FINAL)).exists()
+            )
+            await conn.execute(
+                update(requests)
+                .where(requests.c.interaction_token.is_not(None), requests.c.created_at < cutoff, ~still_open)
                 .values(interaction_token=None)
             )
             return result.rowcount or 0
@@ -943,7 +1053,9 @@ class Ledger:
 
         return await self._run(work, write=False)
 
-    async def claim_held_job(self, interaction_id: int, *, project_id: str, credits_charged: int) -> JobRecord | None:
+    async def claim_held_job(
+        self, interaction_id: int, *, project_id: str, credits_charged: int, position: int = 0
+    ) -> JobRecord | None:
         """A held job (create outcome unknown, no project id) is found: record its project, once.
 
         None when the job is not held any more (another event or process got there first)."""
@@ -954,7 +1066,7 @@ class Ledger:
                 await conn.execute(
                     update(jobs)
                     .where(
-                        jobs.c.interaction_id == interaction_id,
+                        _job_key(interaction_id, position),
                         jobs.c.status == JobStatus.UNKNOWN.value,  # reserved: its create may still answer
                         jobs.c.project_id.is_(None),
                     )
@@ -1015,7 +1127,36 @@ def _job_record(row: Row[Any]) -> JobRecord:
         delivered=bool(data["delivered"]),
         sent_at=data["sent_at"],
         delivery_owner=data["delivery_owner"],
+        request_id=data["request_id"],
+        position=int(data["position"] or 0),
+        input_filename=data["input_filename"],
     )
+
+
+def _request_record(row: Row[Any]) -> RequestRecord:
+    data = row._mapping
+    return RequestRecord(
+        id=data["id"],
+        interaction_id=int(data["interaction_id"]),
+        guild_id=int(data["guild_id"]),
+        channel_id=int(data["channel_id"]),
+        user_id=int(data["user_id"]),
+        application_id=data["application_id"],
+        interaction_token=data["interaction_token"],
+        private=bool(data["private"]),
+        images=int(data["images"]),
+        created_at=data["created_at"],
+    )
+
+
+def new_request_id() -> str:
+    """Time-ordered and unique across processes (like a ULID): hex milliseconds, then randomness."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def _job_key(interaction_id: int, position: int) -> ColumnElement[bool]:
+    """One image's job: its request's interaction and its place in that request."""
+    return and_(jobs.c.interaction_id == interaction_id, jobs.c.position == position)
 
 
 def _in_window(start: datetime, end: datetime | None) -> ColumnElement[bool]:

@@ -122,7 +122,7 @@ async def test_large_results_are_linked_instead_of_uploaded(world: BotWorld) -> 
     assert "expires <t:" in content
 
 
-async def test_context_menu_uses_the_first_image_of_the_message(world: BotWorld) -> None:
+async def test_context_menu_skips_attachments_that_are_not_images(world: BotWorld) -> None:
     message = world.discord.add_message(
         content="look",
         attachments=[make_attachment("notes.txt", content_type="text/plain"), make_attachment("dog.png")],

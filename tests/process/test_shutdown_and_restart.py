@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from bot.ledger import JobStatus, Ledger
-from bot.ledger.schema import jobs
+from bot.ledger import JobRecord, JobStatus, Ledger
+from bot.ledger.schema import jobs, requests
 from tests.fakes.discord_api import RecordedRequest
 from tests.fakes.interactions import make_attachment, make_member, make_user
 from tests.fakes.magic_hour import PNG_BYTES
@@ -94,6 +95,8 @@ async def test_after_kill_9_an_expired_reply_becomes_a_channel_post_mentioning_t
     async with await Ledger.open(fakes.database_url) as ledger, ledger.engine.begin() as conn:
         past = datetime.now(UTC) - timedelta(minutes=16)  # the 15-minute interaction token has run out
         await conn.execute(update(jobs).where(jobs.c.interaction_id == interaction_id).values(created_at=past))
+        # The reply route (and its token's age) is stored once per request since schema v5.
+        await conn.execute(update(requests).where(requests.c.interaction_id == interaction_id).values(created_at=past))
 
     fakes.api.expire_interaction(interaction_id)  # and Discord refuses the token from now on
     edits_before = len(fakes.api.original_edits(token))
@@ -179,3 +182,47 @@ async def test_after_kill_9_a_queued_job_is_released_and_a_job_mid_create_is_hel
     assert fakes.mh.creates == 1, "neither job may be sent again"
     restarted.send(signal.SIGTERM)
     assert await restarted.wait(timeout=20) == 0, restarted.output
+
+
+async def test_after_kill_9_mid_batch_a_restart_resumes_every_image_and_delivers_them_together(
+    fakes: Fakes,
+) -> None:
+    fakes.mh.job_duration = 3.0
+    await fakes.start_bot("run")
+    await fakes.gateway.wait_ready(count=1, timeout=20)
+    options = {
+        "image": make_attachment("a.png"),
+        "image2": make_attachment("b.png"),
+        "image3": make_attachment("c.png"),
+    }
+    payload = fakes.harness.slash_command("remove-background", options)
+    interaction_id = await fakes.gateway.push_interaction(payload)
+    await fakes.wait_mh_creates(3)
+    for position in range(3):
+        async with asyncio.timeout(10):
+            while (job := await ledger_job(fakes, interaction_id, position)) is None or not job.project_id:
+                await asyncio.sleep(0.05)
+    fakes.processes[0].send(signal.SIGKILL)
+    assert await fakes.processes[0].wait(timeout=10) == -signal.SIGKILL
+    token = payload["token"]
+    assert png_edits(fakes, token) == []
+
+    restarted = await fakes.start_bot("run")
+    await fakes.api.wait_for(lambda _: bool(png_edits(fakes, token)), timeout=20)
+    [final] = png_edits(fakes, token)
+    assert [f.filename for f in final.files] == ["a-no-background.png", "b-no-background.png", "c-no-background.png"]
+    assert "from 3 of 3 images" in final.json["content"]
+    for position in range(3):  # settled right after the delivery
+        async with asyncio.timeout(10):
+            while (job := await ledger_job(fakes, interaction_id, position)) is None or not job.delivered:
+                await asyncio.sleep(0.05)
+        assert job.status is JobStatus.COMPLETE and job.credits_charged == 5
+    assert fakes.mh.created == 3, "the restart must poll the jobs it had, not create more"
+    restarted.send(signal.SIGTERM)
+    assert await restarted.wait(timeout=20) == 0, restarted.output
+    assert "resuming 3 job(s) of 1 request(s)" in restarted.stderr
+
+
+async def ledger_job(fakes: Fakes, interaction_id: int, position: int) -> JobRecord | None:
+    async with await Ledger.open(fakes.database_url) as ledger:
+        return await ledger.get_job(interaction_id, position)

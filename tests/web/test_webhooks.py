@@ -226,3 +226,30 @@ async def test_a_held_job_is_found_by_its_name_delivered_and_settled(tmp_path: P
         assert fake_job.downloaded_at is not None
         assert len(mh.jobs) == 1 and mh.creates == 1  # found, never re-created
         assert deliveries_with_files(world, token) == 1
+
+
+async def test_a_held_image_of_a_request_is_found_by_its_position_and_follows_on_its_own(
+    tmp_path: Path, mh: FakeMagicHour
+) -> None:
+    mh.job_duration = 1.0
+    mh.script("complete", duration=4.0)  # the first create: its answer never comes, and it ends last
+    mh.fail_next("POST", CREATE, delay=2.0, after_processing=True)
+    async with webhook_world(tmp_path, mh, MAGIC_HOUR_REQUEST_TIMEOUT="0.5") as world:
+        payload = world.discord.slash_command(
+            "remove-background", {"image": make_attachment("a.png"), "image2": make_attachment("b.png")}
+        )
+        interaction_id, token = world.discord.dispatch(payload), payload["token"]
+        await wait_created(mh, 2)
+        held = next(job for job in mh.jobs.values() if job.duration == 4.0)
+        position = 1 if held.name.endswith(f"#{interaction_id}/1") else 0
+        assert held.name.endswith(f"#{interaction_id}" + ("/1" if position else ""))
+        async with asyncio.timeout(10):
+            while not (record := await world.bot.ledger.get_job(interaction_id, position)).delivered:
+                await asyncio.sleep(0.02)
+        assert record.status is JobStatus.COMPLETE and record.project_id == held.id
+        [final] = [edit for edit in world.discord.original_edits(token) if edit.files]
+        assert [f.filename for f in final.files] == [f"{'ab'[1 - position]}-no-background.png"]
+        assert "can't tell whether your job started" in final.json["content"]
+        late = [m for m in world.discord.followups(token) if m.files]
+        assert [f.filename for m in late for f in m.files] == [f"{'ab'[position]}-no-background.png"]
+        assert mh.creates == 2  # found by its name, never re-created

@@ -1,0 +1,42 @@
+"""Which results go in which message: Discord takes at most 10 files and one upload limit per message.
+
+Pure arithmetic on sizes, kept apart from sending so it can be checked on its own: files keep the member's
+order, each message is filled as far as it goes, and a file no message could carry becomes a link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MAX_FILES_PER_MESSAGE = 10
+
+
+@dataclass
+class Pack:
+    messages: list[list[int]] = field(default_factory=list)  # positions per message, the first is the reply
+    links: list[int] = field(default_factory=list)  # positions too large for any message: sent as links
+
+
+def pack_files(files: list[tuple[int, int]], *, first_limit: int, later_limit: int) -> Pack:
+    """`files` is (position, size) in order; the first message may carry `first_limit` bytes, later ones
+    `later_limit` (a followup has the reply's limit, a channel post the default one)."""
+    pack = Pack()
+    current: list[int] = []
+    used = 0
+    for position, size in files:
+        limit = first_limit if not pack.messages else later_limit
+        if size > limit and size > later_limit:  # fits no message still to come: a link, and keep filling
+            pack.links.append(position)
+            continue
+        if current and (len(current) >= MAX_FILES_PER_MESSAGE or used + size > limit):
+            pack.messages.append(current)
+            current, used = [], 0
+            limit = later_limit
+        if size > limit:
+            pack.links.append(position)
+            continue
+        current.append(position)
+        used += size
+    if current:
+        pack.messages.append(current)
+    return pack

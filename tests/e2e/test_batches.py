@@ -224,3 +224,28 @@ async def test_images_past_the_deadline_follow_one_by_one_when_they_end(tmp_path
                 while not (job := await world.bot.ledger.get_job(interaction_id, position)).delivered:
                     await asyncio.sleep(0.05)
             assert job.status is JobStatus.COMPLETE
+
+
+async def test_a_request_over_the_member_limit_is_refused_whole_naming_what_is_left(world: BotWorld) -> None:
+    await world.bot.ledger.set_member_limit(world.discord.guild_id, 10)
+    options = {f"image{n}" if n > 1 else "image": attachment(f"p{n}.png") for n in range(1, 4)}
+    interaction_id, token = await slash(world, options)
+    [refusal] = world.discord.followups(token)
+    assert refusal.json["flags"] & EPHEMERAL
+    text = refusal.json["content"]
+    assert "request of 3 images needs 15 credits, but you have only 10 of 10 left this month" in text
+    assert creates(world.mh) == []
+    assert await world.bot.ledger.get_job(interaction_id) is None
+
+
+async def test_a_request_over_the_bot_wide_budget_shows_no_figures_of_other_servers(
+    tmp_path: Path, mh: FakeMagicHour
+) -> None:
+    async with bot_world(tmp_path, mh, BOT_CREDIT_BUDGET="10") as world:
+        options = {f"image{n}" if n > 1 else "image": attachment(f"p{n}.png") for n in range(1, 4)}
+        _, token = await slash(world, options)
+        [refusal] = world.discord.followups(token)
+        text = refusal.json["content"]
+        assert "needs 15 credits, more than the bot's credit budget has left this month" in text
+        assert "10" not in text.split("<t:")[0]
+        assert creates(mh) == []

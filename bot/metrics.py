@@ -84,9 +84,6 @@ class Metrics:
     def delivered(self, seconds: float) -> None:
         self.delivery_delay.observe(max(seconds, 0.0))
 
-    def polls_of(self, project_id: str) -> int:
-        return self._polls[project_id]
-
     # -- the HTTP session's trace ----------------------------------------------------------------
 
     def trace_config(self) -> aiohttp.TraceConfig:

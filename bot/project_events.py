@@ -24,7 +24,7 @@ from bot.ledger import Ledger
 from bot.ledger.store import PROJECT_EVENTS_CHANNEL
 from bot.magic_hour import AsyncClient, ImageProject, JobFailedError, PollPolicy, PollSchedule, ProjectStatus
 from bot.magic_hour.client import StatusCallback
-from bot.webhooks import COMPLETED, ERRORED, IMAGE_EVENTS, TERMINAL_EVENTS, WebhookEvent
+from bot.webhooks import COMPLETED, ERRORED, IMAGE_EVENTS, TERMINAL_EVENTS
 
 log = logging.getLogger("bot.project_events")
 
@@ -173,10 +173,6 @@ def event_from_record(event_type: str, payload: str) -> ProjectEvent | None:
     except Exception:
         log.warning("a recorded webhook event could not be read back (type %s)", event_type)
         return None
-
-
-def from_webhook(event: WebhookEvent) -> ProjectEvent | None:
-    return ProjectEvent(event.type, event.project) if event.project is not None else None
 
 
 class PostgresRelay:

@@ -28,11 +28,6 @@ def job_key_in(name: str | None) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2) or 0)) if match else None
 
 
-def interaction_id_in(name: str | None) -> int | None:
-    key = job_key_in(name)
-    return key[0] if key else None
-
-
 class WebhookIntake:
     def __init__(self, ledger: Ledger, hub: ProjectEvents, runner: JobRunner) -> None:
         self.ledger = ledger

@@ -84,7 +84,6 @@ class InteractionEvents(BatchEvents):
         self.editor = ThrottledEditor(self.reply.edit_progress)
         self.view: CancelView | None = None
         self.progress = _Progress(len(filenames))
-        self.final_sent = False
 
     @property
     def single(self) -> bool:
@@ -130,7 +129,6 @@ class InteractionEvents(BatchEvents):
 
     async def deliver(self, result: BatchResult) -> frozenset[int]:
         await self.editor.settle()
-        self.final_sent = True
         return await _deliver(self.reply, result, len(self.filenames))
 
     async def failed(self, error: BaseException) -> None:

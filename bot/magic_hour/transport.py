@@ -37,7 +37,6 @@ USER_AGENT = (
 )
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Of these, a create is re-sent only on those where errors.create_may_have_happened() is False.
-CREATE_RETRYABLE_STATUSES = frozenset(RETRYABLE_STATUSES - {500, 504})
 ERROR_BODY_CAP = 64 * 1024  # bytes of an error answer we read; the rest is never downloaded
 MESSAGE_CAP = 500  # characters of the server's message kept in an error
 MAX_REDIRECTS = 5

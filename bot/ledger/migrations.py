@@ -228,12 +228,64 @@ def _v5_requests(conn: Connection) -> None:
     conn.exec_driver_sql('CREATE UNIQUE INDEX ux_jobs_request_position ON jobs (request_id, "position")')
 
 
+_V6_SCOPES = (("guild", "guild_id", "0"), ("member", "guild_id", "user_id"), ("bot", "0", "0"))
+
+
+def _v6_lifecycle_and_balances(conn: Connection) -> None:
+    """Explicit job states (sending, held), running balances built from the journal, interaction tokens kept
+    on requests only, and no webhook events kept for jobs that have settled or were never the bot's."""
+    conn.exec_driver_sql("UPDATE jobs SET status = 'sending' WHERE status = 'reserved' AND sent_at IS NOT NULL")
+    conn.exec_driver_sql("UPDATE jobs SET status = 'held' WHERE status = 'unknown' AND project_id IS NULL")
+    conn.exec_driver_sql("UPDATE jobs SET status = 'submitted' WHERE status = 'unknown'")  # a project to poll
+    conn.exec_driver_sql("UPDATE jobs SET status = 'held' WHERE status = 'submitted' AND project_id IS NULL")
+    conn.exec_driver_sql("UPDATE jobs SET interaction_token = NULL WHERE interaction_token IS NOT NULL")
+    Table(
+        "balances",
+        MetaData(),
+        Column("scope", String(8), primary_key=True),
+        Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("day", Integer, primary_key=True, autoincrement=False),
+        Column("used", BigInteger, nullable=False),
+        Column("reserved", BigInteger, nullable=False),
+        Column("held", BigInteger, nullable=False),
+        Column("jobs", BigInteger, nullable=False),
+        Column("failures", BigInteger, nullable=False),
+    ).create(conn)
+    if conn.dialect.name == "postgresql":
+        day = "(CAST(created_at AT TIME ZONE 'UTC' AS DATE) - DATE '1970-01-01')"
+    else:  # naive UTC text: 'YYYY-MM-DD HH:MM:SS…'
+        day = "CAST(julianday(substr(created_at, 1, 10)) - 2440587.5 AS INTEGER)"
+    counted = (
+        "CASE WHEN status IN ('complete', 'failed') THEN COALESCE(credits_charged, credits_reserved) ELSE 0 END "
+        "AS used, "
+        "CASE WHEN status IN ('reserved', 'sending', 'submitted') THEN credits_reserved ELSE 0 END AS reserved, "
+        "CASE WHEN status = 'held' THEN credits_reserved ELSE 0 END AS held, "
+        "CASE WHEN status = 'failed' THEN 1 ELSE 0 END AS failures"
+    )
+    for scope, guild, user in _V6_SCOPES:
+        for bucket in (day, "-1"):  # each day's row, and the all-time row
+            # Every part is a constant of this function.
+            source = f"SELECT {guild} AS g, {user} AS u, {bucket} AS d, {counted} FROM jobs"  # noqa: S608
+            sums = f"SELECT '{scope}', g, u, d, SUM(used), SUM(reserved), SUM(held), COUNT(*), SUM(failures)"
+            conn.exec_driver_sql(
+                "INSERT INTO balances (scope, guild_id, user_id, day, used, reserved, held, jobs, failures) "
+                + f"{sums} FROM ({source}) AS counted GROUP BY g, u, d"
+            )
+    conn.exec_driver_sql(
+        "DELETE FROM webhook_events WHERE project_id NOT IN (SELECT project_id FROM jobs WHERE project_id IS NOT NULL "
+        "AND status IN ('reserved', 'sending', 'held', 'submitted'))"
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_webhook_events_received ON webhook_events (received_at)")
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1_initial),
     (2, _v2_delivery_members_alerts),
     (3, _v3_sending_grants_delivery_claims),
     (4, _v4_webhook_events),
     (5, _v5_requests),
+    (6, _v6_lifecycle_and_balances),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

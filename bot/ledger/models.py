@@ -4,27 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
+from .lifecycle import JobStatus
 from .periods import Period, parse_period
 
 COST_PER_JOB = 5
 """Credits Magic Hour charges for one background removal (refunded if the job ends in error)."""
 
 
-class JobStatus(StrEnum):
-    RESERVED = "reserved"  # credits held, create not answered yet (sent_at says whether it was sent)
-    SUBMITTED = "submitted"  # Magic Hour accepted the job (project id known)
-    COMPLETE = "complete"
-    FAILED = "failed"  # ended in error/canceled; credits_charged is what Magic Hour kept
-    REFUNDED = "refunded"  # create failed for certain: nothing was charged
-    UNKNOWN = "unknown"  # outcome ambiguous: keep counting the reservation until resolved
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from and where its answers go: one value, stored once per request.
 
+    The token lets the bot edit its reply for Discord's 15 minutes; it is a credential, so kept out of repr.
+    """
 
-HOLDING_STATUSES = frozenset({JobStatus.RESERVED, JobStatus.SUBMITTED, JobStatus.UNKNOWN})
-"""Statuses whose `credits_reserved` still count against the limit."""
-SETTLED_STATUSES = frozenset({JobStatus.COMPLETE, JobStatus.FAILED})
-"""Statuses whose `credits_charged` count against the limit."""
+    interaction_id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    created_at: datetime
+    application_id: int | None = None
+    token: str | None = field(default=None, repr=False)
+
+    def log_context(self) -> str:
+        return f"guild={self.guild_id} user={self.user_id} interaction={self.interaction_id}"
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,13 @@ class LedgerDefaults:
 
 @dataclass(frozen=True)
 class JobRecord:
+    """One image's job in the journal. Where its answers go is its request's business (`RequestRecord`)."""
+
     id: int
     interaction_id: int
     guild_id: int
     channel_id: int
     user_id: int
-    application_id: int | None
-    # Lets the bot edit its reply after a restart; a credential for 15 minutes, so kept out of repr.
-    interaction_token: str | None = field(repr=False)
     project_id: str | None
     status: JobStatus
     credits_reserved: int
@@ -75,8 +78,7 @@ class JobRecord:
     created_at: datetime
     updated_at: datetime
     delivered: bool
-    # When the runner said the create was about to go out; None means it was only ever queued.
-    sent_at: datetime | None = None
+    sent_at: datetime | None = None  # when the create was sent (the status says whether it was)
     delivery_owner: str | None = None
     request_id: str | None = None  # the request this image belongs to (several jobs may share one interaction)
     position: int = 0  # the image's place in its request, from 0
@@ -95,18 +97,20 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One member's interaction: who asked, where to reply, and how many images it covers."""
+    """One member's interaction: who asked, where to reply, whether only they may see it, how many images.
+
+    Every delivery path (live, restart, a held job found later, a job past its deadline) builds its reply
+    from this record, so the private flag can never be lost on the way.
+    """
 
     id: str
-    interaction_id: int
-    guild_id: int
-    channel_id: int
-    user_id: int
-    application_id: int | None
-    interaction_token: str | None = field(repr=False)  # a credential for 15 minutes
+    origin: Origin
     private: bool
     images: int
-    created_at: datetime
+
+    @property
+    def interaction_id(self) -> int:
+        return self.origin.interaction_id
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ class GuildSettings:
 @dataclass(frozen=True)
 class Usage:
     used: int  # settled charges in the period
-    reserved: int  # reservations still counting (reserved, submitted, unknown)
+    reserved: int  # holds still counting: open jobs, `held` included
     limit: int
     period: Period
     period_start: datetime

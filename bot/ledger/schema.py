@@ -144,3 +144,23 @@ webhook_events = Table(
     Column("payload", Text, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
 )
+
+ALL_TIME = -1
+"""balances.day of the row that sums every day: a period that never resets reads one row."""
+
+balances = Table(
+    "balances",
+    metadata,
+    # scope: "bot" (guild_id = user_id = 0), "guild" (user_id = 0) or "member" (a member in a guild).
+    Column("scope", String(8), primary_key=True),
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    # UTC days since 1970-01-01 of the jobs' reservation, or ALL_TIME.
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("used", BigInteger, nullable=False),
+    Column("reserved", BigInteger, nullable=False),
+    Column("held", BigInteger, nullable=False),
+    Column("jobs", BigInteger, nullable=False),
+    Column("failures", BigInteger, nullable=False),
+)
+"""Running totals beside the journal (the jobs), moved in the same transaction as every job transition."""

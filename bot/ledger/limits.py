@@ -1,0 +1,150 @@
+"""Who may spend how much: each server's limit and period, the owner's grants, member limits, alerts.
+
+Limits are read inside the reservation's transaction (`reservations.py`), so a change applies to the
+next reservation and never to one already made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .core import LedgerCore, check_credits
+from .models import CeilingExceeded, GuildSettings
+from .periods import Period, as_utc, parse_period
+from .schema import alerts_sent, guild_settings
+
+
+class Limits(LedgerCore):
+    def _settings(self, guild_id: int, row: Row[Any] | None) -> GuildSettings:
+        defaults = self.defaults
+        if row is None:
+            return GuildSettings(
+                guild_id, defaults.credit_limit, defaults.period, max_credit_limit=defaults.max_credit_limit
+            )
+        explicit = row.credit_limit is not None
+        granted = row.granted_ceiling
+        return GuildSettings(
+            guild_id=guild_id,
+            credit_limit=row.credit_limit if explicit else defaults.credit_limit,
+            period=parse_period(row.period) if explicit and row.period else defaults.period,
+            member_limit=row.member_limit,
+            alert_channel_id=row.alert_channel_id,
+            is_default=not explicit,
+            updated_at=row.updated_at,
+            granted_ceiling=granted,
+            max_credit_limit=granted if granted is not None else defaults.max_credit_limit,
+        )
+
+    async def get_settings(self, guild_id: int) -> GuildSettings:
+        async def work(conn: AsyncConnection) -> GuildSettings:
+            return await self._read_settings(conn, guild_id)
+
+        return await self._run(work, write=False)
+
+    async def _read_settings(self, conn: AsyncConnection, guild_id: int) -> GuildSettings:
+        row = (await conn.execute(select(guild_settings).where(guild_settings.c.guild_id == guild_id))).first()
+        return self._settings(guild_id, row)
+
+    async def _upsert_settings(self, guild_id: int, values: Mapping[str, Any]) -> GuildSettings:
+        changes = {**values, "updated_at": self._now()}
+
+        async def work(conn: AsyncConnection) -> GuildSettings:
+            return await self._write_settings(conn, guild_id, changes)
+
+        return await self._run(work, write=True)
+
+    async def _write_settings(self, conn: AsyncConnection, guild_id: int, changes: Mapping[str, Any]) -> GuildSettings:
+        await conn.execute(
+            self._insert(guild_settings)
+            .values(guild_id=guild_id, **changes)
+            .on_conflict_do_update(index_elements=[guild_settings.c.guild_id], set_=dict(changes))
+        )
+        return await self._read_settings(conn, guild_id)
+
+    async def set_limit(
+        self, guild_id: int, credits: int, period: Period | str, *, bypass_ceiling: bool = False
+    ) -> GuildSettings:
+        """An admin's limit, refused above the guild's ceiling (its grant, else the global maximum) with
+        CeilingExceeded; the owner may pass bypass_ceiling."""
+        parsed = parse_period(period)
+        check_credits(credits, "the credit limit")
+        changes = {"credit_limit": credits, "period": parsed.value, "updated_at": self._now()}
+
+        async def work(conn: AsyncConnection) -> GuildSettings:
+            current = await self._read_settings(conn, guild_id)  # in the write transaction: sees any grant
+            ceiling = current.max_credit_limit
+            if ceiling is not None and credits > ceiling and not bypass_ceiling:
+                raise CeilingExceeded(credits, ceiling, granted=current.granted_ceiling is not None)
+            return await self._write_settings(conn, guild_id, changes)
+
+        return await self._run(work, write=True)
+
+    async def grant(self, guild_id: int, credits: int, period: Period | str | None = None) -> GuildSettings:
+        """The owner raises (or sets) one server's ceiling and sets its limit to it.
+
+        `period` None keeps the server's current period.
+        """
+        check_credits(credits, "the granted ceiling")
+        moment = self._now()
+
+        async def work(conn: AsyncConnection) -> GuildSettings:
+            chosen = parse_period(period) if period is not None else (await self._read_settings(conn, guild_id)).period
+            changes = {
+                "granted_ceiling": credits,
+                "credit_limit": credits,
+                "period": chosen.value,
+                "updated_at": moment,
+            }
+            return await self._write_settings(conn, guild_id, changes)
+
+        return await self._run(work, write=True)
+
+    async def reset_grant(self, guild_id: int) -> GuildSettings:
+        """Back to the defaults: no grant, and the default limit and period (member limit and alerts stay)."""
+        return await self._upsert_settings(guild_id, {"granted_ceiling": None, "credit_limit": None, "period": None})
+
+    async def set_member_limit(self, guild_id: int, credits: int | None) -> GuildSettings:
+        """Per-member cap within the guild's period; 0 or None removes it."""
+        if credits is not None:
+            check_credits(credits, "the member limit")
+        return await self._upsert_settings(guild_id, {"member_limit": credits or None})
+
+    async def set_alert_channel(self, guild_id: int, channel_id: int | None) -> GuildSettings:
+        return await self._upsert_settings(guild_id, {"alert_channel_id": channel_id})
+
+    async def claim_alert(self, guild_id: int, threshold: int, period_start: datetime) -> bool:
+        """True for exactly one caller per (guild, period, threshold): whoever should send that alert."""
+        moment = self._now()
+
+        async def work(conn: AsyncConnection) -> bool:
+            row = (
+                await conn.execute(
+                    self._insert(alerts_sent)
+                    .values(guild_id=guild_id, period_start=as_utc(period_start), threshold=threshold, sent_at=moment)
+                    .on_conflict_do_nothing()
+                    .returning(alerts_sent.c.guild_id)
+                )
+            ).first()
+            return row is not None
+
+        return await self._run(work, write=True)
+
+    async def unclaim_alert(self, guild_id: int, threshold: int, period_start: datetime) -> None:
+        """Give a claim back when its post failed, so the next settled job tries to post it again."""
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(
+                delete(alerts_sent).where(
+                    alerts_sent.c.guild_id == guild_id,
+                    alerts_sent.c.period_start == as_utc(period_start),
+                    alerts_sent.c.threshold == threshold,
+                )
+            )
+
+        await self._run(work, write=True)

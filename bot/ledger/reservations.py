@@ -1,0 +1,223 @@
+"""Holding credits before Magic Hour is called: a whole request fits every limit at once, or nothing is held.
+
+A reservation reads the balances of the scopes it must fit (the server, the member, the bot), never the
+jobs themselves, so its cost does not grow with the period's history. Serialisation: PostgreSQL locks
+the bot-wide lock row first (only while a bot-wide budget is set), then the server's settings row;
+SQLite's IMMEDIATE transaction holds the write lock throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import balances
+from .balances import BalanceKey, DayRange
+from .lifecycle import JobStatus, tally
+from .limits import Limits
+from .migrations import BOT_BUDGET_LOCK_KEY
+from .models import COST_PER_JOB, GuildSettings, ImageSpec, JobRecord, LimitExceeded, Origin, RequestRecord
+from .periods import period_bounds
+from .records import job_record, new_request_id, request_record
+from .schema import guild_settings, jobs, meta, requests
+
+
+class Reservations(Limits):
+    async def reserve(
+        self,
+        *,
+        interaction_id: int,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        cost: int = COST_PER_JOB,
+        application_id: int | None = None,
+        interaction_token: str | None = None,
+        input_url: str | None = None,
+        background_url: str | None = None,
+        name: str | None = None,
+        now: datetime | None = None,
+    ) -> JobRecord:
+        """A request of one image (see `reserve_request`); returns its job."""
+        moment = self._now(now)
+        origin = Origin(
+            interaction_id=interaction_id,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            created_at=moment,
+            application_id=application_id,
+            token=interaction_token,
+        )
+        image = ImageSpec(input_url=input_url, background_url=background_url, name=name)
+        _, reserved = await self.reserve_request(origin, [image], cost=cost, private=False)
+        return reserved[0]
+
+    async def reserve_request(
+        self, origin: Origin, images: Sequence[ImageSpec], *, private: bool, cost: int = COST_PER_JOB
+    ) -> tuple[RequestRecord, list[JobRecord]]:
+        """Hold `cost` credits per image for a whole request, all or nothing, or raise LimitExceeded
+        (its `cost` is the request's total); a repeated interaction gets its request back.
+
+        The request's time is `origin.created_at` (the interaction's): the day its credits count on.
+        """
+        if cost < 0:
+            raise ValueError("cost must be 0 or more")
+        if not images:
+            raise ValueError("a request needs at least one image")
+        moment = self._now(origin.created_at)
+        count = len(images)
+        total_cost = cost * count
+        request_id = new_request_id()
+
+        async def work(conn: AsyncConnection) -> tuple[RequestRecord, list[JobRecord]]:
+            if self.defaults.bot_budget is not None:
+                await self._lock_bot(conn)  # always before the guild row: one lock order for everyone
+            settings = await self._lock_guild(conn, origin.guild_id, moment)
+            existing = await self._request_by_interaction(conn, origin.interaction_id)
+            if existing is not None:
+                return existing
+            await self._check_fits(conn, settings, origin.user_id, moment, total_cost, count)
+            request_row = (
+                await conn.execute(
+                    requests.insert()
+                    .values(
+                        id=request_id,
+                        interaction_id=origin.interaction_id,
+                        guild_id=origin.guild_id,
+                        channel_id=origin.channel_id,
+                        user_id=origin.user_id,
+                        application_id=origin.application_id,
+                        interaction_token=origin.token,
+                        private=private,
+                        images=count,
+                        created_at=moment,
+                    )
+                    .returning(*requests.c)
+                )
+            ).one()
+            rows = (
+                await conn.execute(
+                    jobs.insert()
+                    .values(
+                        [
+                            {
+                                "interaction_id": origin.interaction_id,
+                                "request_id": request_id,
+                                "position": position,
+                                "guild_id": origin.guild_id,
+                                "channel_id": origin.channel_id,
+                                "user_id": origin.user_id,
+                                "status": JobStatus.RESERVED.value,
+                                "credits_reserved": cost,
+                                "input_url": image.input_url,
+                                "background_url": image.background_url,
+                                "name": image.name,
+                                "input_filename": image.input_filename,
+                                "created_at": moment,
+                                "updated_at": moment,
+                                "delivered": False,
+                            }
+                            for position, image in enumerate(images)
+                        ]
+                    )
+                    .returning(*jobs.c)
+                )
+            ).all()
+            moves = balances.Moves()
+            for _ in images:
+                moves.add(origin.guild_id, origin.user_id, moment, tally(JobStatus.RESERVED, cost, None))
+            await moves.write(conn, self._insert)
+            records = sorted((job_record(row) for row in rows), key=lambda record: record.position)
+            return request_record(request_row), records
+
+        try:
+            return await self._run(work, write=True)
+        except IntegrityError:
+            # Same interaction id recorded under another guild's lock: still the same request.
+            found = await self._run(lambda conn: self._request_by_interaction(conn, origin.interaction_id), write=False)
+            if found is None:
+                raise
+            return found
+
+    async def _check_fits(
+        self, conn: AsyncConnection, settings: GuildSettings, user_id: int, moment: datetime, cost: int, images: int
+    ) -> None:
+        """Raise LimitExceeded unless `cost` more credits fit the server's, the member's and the bot's limits."""
+        start, end = period_bounds(settings.period, moment)
+        days = DayRange.of(start, end)
+        server = await balances.read(conn, BalanceKey.guild(settings.guild_id), days)
+        if server.counted + cost > settings.credit_limit:
+            raise LimitExceeded("guild", server.counted, settings.credit_limit, settings.period, end, cost, images)
+        if settings.member_limit is not None:
+            member = await balances.read(conn, BalanceKey.member(settings.guild_id, user_id), days)
+            if member.counted + cost > settings.member_limit:
+                raise LimitExceeded("member", member.counted, settings.member_limit, settings.period, end, cost, images)
+        budget = self.defaults.bot_budget
+        if budget is not None:
+            period = self.defaults.bot_period
+            bot_start, bot_end = period_bounds(period, moment)
+            bot = await balances.read(conn, BalanceKey.bot(), DayRange.of(bot_start, bot_end))
+            if bot.counted + cost > budget:
+                raise LimitExceeded("bot", bot.counted, budget, period, bot_end, cost, images)
+
+    async def _request_by_interaction(
+        self, conn: AsyncConnection, interaction_id: int
+    ) -> tuple[RequestRecord, list[JobRecord]] | None:
+        row = (await conn.execute(select(requests).where(requests.c.interaction_id == interaction_id))).first()
+        if row is None:
+            return None
+        found = await conn.execute(select(jobs).where(jobs.c.request_id == row.id).order_by(jobs.c.position))
+        return request_record(row), [job_record(job) for job in found]
+
+    async def get_request(self, request_id: str) -> RequestRecord | None:
+        """Where a request's messages go (the route is stored once per request, not per image)."""
+
+        async def work(conn: AsyncConnection) -> RequestRecord | None:
+            row = (await conn.execute(select(requests).where(requests.c.id == request_id))).first()
+            return None if row is None else request_record(row)
+
+        return await self._run(work, write=False)
+
+    async def request_jobs(self, request_id: str) -> list[JobRecord]:
+        """Every image of a request, in the member's order."""
+
+        async def work(conn: AsyncConnection) -> list[JobRecord]:
+            rows = await conn.execute(select(jobs).where(jobs.c.request_id == request_id).order_by(jobs.c.position))
+            return [job_record(row) for row in rows]
+
+        return await self._run(work, write=False)
+
+    async def _lock_bot(self, conn: AsyncConnection) -> None:
+        """The bot-wide mutex (PostgreSQL); SQLite's IMMEDIATE transaction already serialises everything."""
+        if self._is_sqlite:
+            return
+        lock = select(meta.c.key).where(meta.c.key == BOT_BUDGET_LOCK_KEY).with_for_update()
+        if (await conn.execute(lock)).first() is not None:
+            return
+        # The migration creates the row; recreate it if someone deleted it.
+        await conn.execute(
+            self._insert(meta)
+            .values(key=BOT_BUDGET_LOCK_KEY, value="lock row", updated_at=self._now())
+            .on_conflict_do_nothing(index_elements=[meta.c.key])
+        )
+        (await conn.execute(lock)).one()
+
+    async def _lock_guild(self, conn: AsyncConnection, guild_id: int, now: datetime) -> GuildSettings:
+        """Make sure the guild row exists, then lock it: the per-guild mutex every reservation takes.
+
+        On SQLite FOR UPDATE renders as nothing; the IMMEDIATE transaction already holds the write lock.
+        """
+        await conn.execute(
+            self._insert(guild_settings)
+            .values(guild_id=guild_id, updated_at=now)
+            .on_conflict_do_nothing(index_elements=[guild_settings.c.guild_id])
+        )
+        row = (
+            await conn.execute(select(guild_settings).where(guild_settings.c.guild_id == guild_id).with_for_update())
+        ).one()
+        return self._settings(guild_id, row)

@@ -60,6 +60,7 @@ class Metrics:
             buckets=_DELAY_BUCKETS,
             registry=r,
         )
+        self.phases = Gauge("bot_images", "Images this process follows, by phase.", ["phase"], registry=r)
         self.webhook_events = Counter(
             "bot_webhook_events", "Magic Hour webhook requests, by outcome.", ["outcome"], registry=r
         )
@@ -73,6 +74,11 @@ class Metrics:
     def watch_slots(self, waiting: Callable[[], int], in_use: Callable[[], int]) -> None:
         self.queue_length.set_function(lambda: float(waiting()))
         self.in_flight.set_function(lambda: float(in_use()))
+
+    def watch_phases(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Read at scrape time from the runner's phase book: no counter to keep in step."""
+        for phase in ("queued", "sending", "confirmed", "delivering"):
+            self.phases.labels(phase=phase).set_function(lambda phase=phase: float(counts().get(phase, 0)))
 
     def job_ended(self, outcome: str, *, project_id: str | None = None, credits: int = 0) -> None:
         self.jobs.labels(outcome=outcome).inc()

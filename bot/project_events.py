@@ -18,10 +18,9 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from bot.ledger import Ledger
-from bot.ledger.store import PROJECT_EVENTS_CHANNEL
+from bot.ledger.webhook_events import EventListener
 from bot.magic_hour import AsyncClient, ImageProject, JobFailedError, PollPolicy, PollSchedule, ProjectStatus
 from bot.magic_hour.client import StatusCallback
 from bot.webhooks import COMPLETED, ERRORED, IMAGE_EVENTS, TERMINAL_EVENTS
@@ -176,35 +175,29 @@ def event_from_record(event_type: str, payload: str) -> ProjectEvent | None:
 
 
 class PostgresRelay:
-    """LISTENs on the ledger's PostgreSQL database; a NOTIFY names a project whose event was recorded.
-
-    The connection is taken from the ledger's own engine and held for the life of the process.
-    """
+    """Wakes this process's waits with events another process recorded: the ledger LISTENs on PostgreSQL
+    and names each project whose event was just recorded."""
 
     def __init__(self, ledger: Ledger, hub: ProjectEvents) -> None:
         self.ledger = ledger
         self.hub = hub
-        self._conn: Any = None
-        self._raw: Any = None
+        self._listener: EventListener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.connected = False
+
+    @property
+    def connected(self) -> bool:
+        return self._listener is not None and self._listener.connected
 
     async def start(self) -> PostgresRelay:
-        self._conn = await self.ledger.engine.connect()
-        fairy = await self._conn.get_raw_connection()
-        self._raw = fairy.driver_connection
-        await self._raw.add_listener(PROJECT_EVENTS_CHANNEL, self._notified)
-        self._raw.add_termination_listener(self._terminated)
-        self.connected = True
+        self._listener = await self.ledger.listen_for_events(self._notified, self._lost)
         self.hub.backlog = self._recorded
         return self
 
-    def _terminated(self, _connection: Any) -> None:
-        self.connected = False
+    def _lost(self) -> None:
         self.hub.relay_lost = True  # back to the normal poll schedule
         log.warning("the PostgreSQL LISTEN connection closed; other processes' webhook events now wait for polls")
 
-    def _notified(self, _connection: Any, _pid: int, _channel: str, project_id: str) -> None:
+    def _notified(self, project_id: str) -> None:
         if not self.hub.is_waiting(project_id):
             return  # not ours: whoever waits on it reads it
         task = asyncio.ensure_future(self._deliver(project_id))
@@ -227,10 +220,5 @@ class PostgresRelay:
         self.hub.backlog = None
         for task in list(self._tasks):
             task.cancel()
-        if self._raw is not None and self.connected:
-            with contextlib.suppress(Exception):
-                await self._raw.remove_listener(PROJECT_EVENTS_CHANNEL, self._notified)
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-        self.connected = False
+        if self._listener is not None:
+            await self._listener.close()

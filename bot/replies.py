@@ -8,27 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.balance import BalanceTooLow
 from bot.inputs import IMAGE_EXTENSIONS
-from bot.jobs import BatchResult, JobCancelled, JobResult, MemberBusy, ShuttingDown, StillRunning
+from bot.jobs import Charge, Failure, FailureKind, JobResult, RequestResult, StillRunning, classify
 from bot.ledger import HeldJobs, LimitExceeded, Period, Usage
-from bot.magic_hour import (
-    APIConnectionError,
-    APIResponseValidationError,
-    APIStatusError,
-    AuthenticationError,
-    BadRequestError,
-    InsufficientCreditsError,
-    InternalServerError,
-    JobFailedError,
-    JobMayExistError,
-    NotFoundError,
-    PermissionDeniedError,
-    ProjectStatus,
-    RateLimitError,
-    UnprocessableEntityError,
-    create_may_have_happened,
-)
+from bot.magic_hour import ProjectStatus
 
 PERIOD_WORDS: dict[Period, str] = {
     Period.DAY: "today",
@@ -40,6 +23,15 @@ PERIOD_WORDS: dict[Period, str] = {
 
 def timestamp(moment: datetime, style: str = "R") -> str:
     return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+def code(text: str, limit: int = 100) -> str:
+    """`text` as inline code whatever it holds: a member's file name with a backtick or a line break in it
+    must not break out of the span (and take the rest of the message's markdown with it)."""
+    flat = " ".join(text.replace("`", "ˋ").split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return f"`{flat or '?'}`"
 
 
 def usage_line(usage: Usage) -> str:
@@ -96,32 +88,31 @@ def credits_word(credits: int) -> str:
 def link_line(filename: str, result: JobResult, reason: str) -> str:
     download = result.project.downloads[0] if result.project.downloads else None
     if download is None:
-        return f"`{filename}` could not be fetched; ask the bot owner to check the logs."
+        return f"{code(filename)} could not be fetched; ask the bot owner to check the logs."
     expires = timestamp(download.expires_at)
-    return f"`{filename}` is {reason}: download it from {download.url} (the link expires {expires})."
+    return f"{code(filename)} is {reason}: download it from {download.url} (the link expires {expires})."
 
 
 def image_failure(error: BaseException | str | None) -> str:
     """Why one image of a request has no result, in a few words (the request's other images went through)."""
-    match error:
-        case JobFailedError() if error.code == "canceled":
-            return f"canceled at Magic Hour. {_kept(error)}"
-        case JobFailedError():
-            return f"Magic Hour couldn't process it: {error.message}. {_kept(error)}"
-        case StillRunning():
+    failed = classify(error)
+    match failed.kind:
+        case FailureKind.CANCELED_AT_MAGIC_HOUR:
+            return f"canceled at Magic Hour. {_kept(failed)}"
+        case FailureKind.FAILED_AT_MAGIC_HOUR:
+            return f"Magic Hour couldn't process it: {failed.message}. {_kept(failed)}"
+        case FailureKind.STILL_RUNNING:
             return "still being processed at Magic Hour; it will be posted here when it's done."
-        case JobCancelled():
+        case FailureKind.CANCELLED:
             return "cancelled; nothing was charged for it."
-        case ShuttingDown():
+        case FailureKind.SHUTTING_DOWN:
             return "not started: the bot was restarting. Nothing was charged for it."
-        case str():
-            return f"not processed ({error})."
-        case BaseException():
-            return failure(error)
-    return "not processed."
+        case FailureKind.RECORDED:
+            return f"not processed ({failed.message})."
+    return failure_text(failed) if error is not None else "not processed."
 
 
-def batch_success(result: BatchResult, *, links: list[str], following: int) -> str:
+def batch_success(result: RequestResult, *, links: list[str], following: int) -> str:
     """The final message of a request of several images: what it cost, what failed and why, where the rest is."""
     done = len(result.delivered)
     total = len(result.outcomes)
@@ -137,7 +128,7 @@ def batch_success(result: BatchResult, *, links: list[str], following: int) -> s
         text += f" {usage_line(result.usage)}"
     lines = [text]
     for outcome in result.failures:
-        lines.append(f"❌ `{outcome.filename or f'image {outcome.position + 1}'}`: {image_failure(outcome.error)}")
+        lines.append(f"❌ {code(outcome.filename or f'image {outcome.position + 1}')}: {image_failure(outcome.error)}")
     lines.extend(links)
     if following:
         lines.append(f"📎 {following} more message{'s' if following != 1 else ''} with the images follow.")
@@ -260,50 +251,58 @@ def export_summary(rows: int, left_out: int) -> str:
     return text
 
 
-def _kept(error: JobFailedError) -> str:
-    kept = error.project.credits_charged if error.project is not None else 0
-    if kept <= 0:
+def _kept(failed: Failure) -> str:
+    if failed.kept <= 0:
         return "No credits were kept."
-    return f"Magic Hour kept {kept} credit{'s' if kept != 1 else ''} for it."
+    return f"Magic Hour kept {credits_word(failed.kept)} for it."
 
 
 def failure(error: BaseException) -> str:
     """Plain words for what happened and what to do; details that only the owner can act on stay in the log."""
-    match error:
-        case LimitExceeded():
-            return limit_exceeded(error)
-        case MemberBusy():
+    return failure_text(classify(error))
+
+
+def failure_text(failed: Failure) -> str:
+    """One sentence per kind of failure (`bot.jobs.outcomes`): the decision is made there, the words here."""
+    match failed.kind:
+        case FailureKind.LIMIT:
+            assert failed.limit is not None
+            return limit_exceeded(failed.limit)
+        case FailureKind.MEMBER_BUSY:
             return "⏳ You already have a background removal running. Wait for it to finish, then try again."
-        case ShuttingDown():
+        case FailureKind.SHUTTING_DOWN:
             return "🔁 The bot is restarting and isn't taking new jobs. Try again in a minute; nothing was charged."
-        case JobCancelled():
+        case FailureKind.CANCELLED:
             return "Cancelled. Nothing was charged."
-        case StillRunning():
+        case FailureKind.STILL_RUNNING:
             return slow()
-        case JobFailedError() if error.code == "canceled":
-            return f"❌ The job was canceled at Magic Hour. {_kept(error)}"
-        case JobFailedError():
-            return f"❌ Magic Hour couldn't process this image: {error.message}. {_kept(error)}"
-        case BadRequestError() | UnprocessableEntityError():
-            return f"❌ Magic Hour rejected the image: {error.message}. Try another image; nothing was charged."
-        case InsufficientCreditsError() | BalanceTooLow():
+        case FailureKind.CANCELED_AT_MAGIC_HOUR:
+            return f"❌ The job was canceled at Magic Hour. {_kept(failed)}"
+        case FailureKind.FAILED_AT_MAGIC_HOUR:
+            return f"❌ Magic Hour couldn't process this image: {failed.message}. {_kept(failed)}"
+        case FailureKind.REJECTED:
+            return f"❌ Magic Hour rejected the image: {failed.message}. Try another image; nothing was charged."
+        case FailureKind.OUT_OF_CREDITS:
             return (
                 "💳 The bot's Magic Hour account is out of credits. "
                 "Ask the bot owner to top it up; nothing was charged."
             )
-        case AuthenticationError() | PermissionDeniedError() | NotFoundError():
+        case FailureKind.MISCONFIGURED:
             return (
                 "🔧 The bot is misconfigured and can't use Magic Hour right now. Please ask the bot owner to check it."
             )
-        case JobMayExistError() | APIResponseValidationError() | InternalServerError() | APIConnectionError() if (
-            create_may_have_happened(error)
-        ):
+        case FailureKind.OUTCOME_UNKNOWN:
             return (
                 "⚠️ Magic Hour didn't answer in time, so the bot can't tell whether your job started. "
                 "Its credits stay reserved until that's known; please don't resend straight away."
             )
-        case RateLimitError() | InternalServerError() | APIConnectionError():
+        case FailureKind.BUSY:
             return "🕐 Magic Hour is busy right now. Please try again in a few minutes; nothing was charged."
-        case APIStatusError():
-            return f"❌ Magic Hour refused the job (status {error.status}). Nothing was charged."
+        case FailureKind.REFUSED:
+            return f"❌ Magic Hour refused the job (status {failed.status}). Nothing was charged."
+        case FailureKind.UNEXPECTED if failed.charge is Charge.HELD:
+            return (
+                "❌ Something went wrong on the bot's side after your image was sent to Magic Hour. Its credits stay "
+                "reserved until the bot owner checks it."
+            )
     return "❌ Something went wrong. Please try again later."

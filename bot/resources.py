@@ -113,12 +113,13 @@ async def open_resources(
         hub = ProjectEvents(
             sparse_poll=webhook_poll or webhook_fallback_policy(estimate, first_delay=SPARSE_POLL.first_delay)
         )
-        if settings.magic_hour_webhook_secret and ledger.engine.dialect.name == "postgresql":
+        if settings.magic_hour_webhook_secret and ledger.shared:
             # Any process may own a job whose event another one receives (a worker dyno receives none).
             relay = await PostgresRelay(ledger, hub).start()
             stack.push_async_callback(relay.close)
             hub.live = True
         balance = BalanceWatch(client, ledger, low_threshold=settings.low_balance_credits)
+        stack.push_async_callback(balance.close)
         runner = JobRunner(
             client,
             ledger,

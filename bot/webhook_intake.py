@@ -1,31 +1,24 @@
-"""What a verified Magic Hour event does: wake the job that waits on it, or resolve a held job.
+"""What a verified Magic Hour event does: wake the job that waits on it, or find the job it names.
 
-Recording the event in the ledger first makes a duplicate delivery (to this or another process) a
-no-op, and on PostgreSQL it is also what wakes the process that owns the job. A job is delivered
-only by the one wait that tracks it, so an event can end that wait but never deliver twice.
+The waiter in this process, if any, is woken first: a result is never held back by a ledger write, and a
+second copy of an event cannot deliver twice (a wait ends at its first terminal event). Then the event is
+matched to one of the bot's jobs, by its project id or by the job's name suffix; a job whose create is
+still in flight (sending) or whose answer was lost (held) is claimed with the project the event names,
+whenever the event comes. Only events of the bot's open jobs are stored (which, on PostgreSQL, is also
+what wakes the process that owns the job); anyone else's are acknowledged and forgotten.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 
-from bot.jobs import JobRunner
-from bot.ledger import JobStatus, Ledger
+from bot.jobs import JobRunner, job_key_in
+from bot.ledger import OPEN_STATUSES, JobStatus, Ledger
 from bot.project_events import ProjectEvent, ProjectEvents
 from bot.webhooks import IMAGE_EVENTS, WebhookEvent
 
 log = logging.getLogger("bot.webhooks")
-
-# The bot names every job "... #<interaction id>", and an image after a request's first "... #<interaction id>/<n>".
-_JOB_SUFFIX = re.compile(r"#(\d{15,22})(?:/(\d{1,2}))?$")
-
-
-def job_key_in(name: str | None) -> tuple[int, int] | None:
-    """(interaction id, image position) named by a job's suffix."""
-    match = _JOB_SUFFIX.search(name or "")
-    return (int(match.group(1)), int(match.group(2) or 0)) if match else None
 
 
 class WebhookIntake:
@@ -39,39 +32,34 @@ class WebhookIntake:
         if event.type not in IMAGE_EVENTS or event.project is None:
             return "ignored_type"
         project = event.project
-        # The waiter here, if any, is woken before the ledger write: a result is never held back by it, and
-        # a second copy of the event cannot deliver twice (a wait ends at its first terminal event).
         woke = self.hub.publish(ProjectEvent(event.type, project))
-        fresh = await self.ledger.record_webhook_event(project.id, event.type, json.dumps(event.payload))
+        job = await self.ledger.get_job_by_project(project.id)
+        claimed_from: JobStatus | None = None
+        if job is None:
+            key = job_key_in(project.name)
+            claim = None
+            if key is not None:
+                interaction_id, position = key
+                claim = await self.ledger.claim_project(
+                    interaction_id, project_id=project.id, credits_charged=project.credits_charged, position=position
+                )
+            if claim is None:
+                return "unknown_project"  # not the bot's (another app on the account, a superseded project)
+            job, claimed_from = claim.record, claim.previous
+        if job.status not in OPEN_STATUSES:
+            return "settled"
+        fresh = await self.ledger.record_webhook_event(project.id, event.type, json.dumps(project.to_json()))
+        if claimed_from is JobStatus.HELD:
+            log.info(
+                "held job found by its webhook event guild=%s interaction=%s project=%s",
+                job.guild_id,
+                job.interaction_id,
+                project.id,
+            )
+            # The event is in the hub's recent list (and the ledger), so the resumed wait ends at once.
+            return "resolved_held" if self.runner.resume_held(job) else "held_recorded"
+        if claimed_from is JobStatus.SENDING:
+            return "claimed_in_flight"  # its create's own task follows it when the create returns
         if woke:
             return "woke_waiter" if fresh else "duplicate"
-        if not fresh:
-            return "duplicate"
-        job = await self.ledger.get_job_by_project(project.id)
-        if job is not None:
-            # Owned by another process (the ledger's NOTIFY wakes it) or already settled.
-            return "settled" if job.status in (JobStatus.COMPLETE, JobStatus.FAILED) else "relayed"
-        return await self._resolve_held(event)
-
-    async def _resolve_held(self, event: WebhookEvent) -> str:
-        assert event.project is not None
-        key = job_key_in(event.project.name)
-        if key is None:
-            return "unknown_project"
-        interaction_id, position = key
-        claimed = await self.ledger.claim_held_job(
-            interaction_id,
-            project_id=event.project.id,
-            credits_charged=event.project.credits_charged,
-            position=position,
-        )
-        if claimed is None:
-            return "unknown_project"
-        log.info(
-            "held job found by its webhook event guild=%s interaction=%s project=%s",
-            claimed.guild_id,
-            interaction_id,
-            event.project.id,
-        )
-        # The event is in the hub's recent list, so the resumed wait ends at once.
-        return "resolved_held" if self.runner.resume_held(claimed) else "held_recorded"
+        return "relayed" if fresh else "duplicate"

@@ -203,11 +203,11 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         if not held.count:
             await answer(interaction, "Nothing is held: every job's outcome is known.")
             return
-        runner = self.bot.runner
         by = f"user {interaction.user.id} (/credits release-held)"
 
         async def release() -> str:
-            released = await self.bot.ledger.release_held(guild_id, by=by, exclude=runner.in_flight())
+            # Only held jobs move: a create still in flight is "sending", never released from under it.
+            released = await self.bot.ledger.release_held(guild_id, by=by)
             log.info("held jobs released guild=%s user=%s jobs=%s", guild_id, interaction.user.id, released.count)
             return replies.released_held(released.count, released.credits)
 

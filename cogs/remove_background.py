@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import discord
@@ -20,7 +19,8 @@ from bot import replies
 from bot.adapter.checks import require_guild
 from bot.adapter.events import InteractionEvents
 from bot.inputs import InputFile, is_image, problem_with
-from bot.jobs import BatchImage, BatchRequest, InputRefresher, JobRequest, MemberBusy, ShuttingDown
+from bot.jobs import ImageInput, ImageJob, InputRefresher, MemberBusy, Request, ShuttingDown, job_name
+from bot.ledger import Origin
 
 if TYPE_CHECKING:
     from bot.adapter.bot import BackgroundBot
@@ -82,11 +82,11 @@ class RemoveBackground(commands.Cog):
         inputs = [input_file("image", a) for a in chosen]
         backdrop = input_file("background", background) if background else None
 
-        async def refresh(request: JobRequest) -> JobRequest | None:
+        async def refresh(job: ImageJob) -> ImageJob | None:
             # Slash-command attachments belong to no message we could re-fetch, so send the bytes instead.
-            image_path = await self._upload_copy(chosen[request.position])
+            image_path = await self._upload_copy(chosen[job.position])
             background_path = await self._upload_copy(background) if background else None
-            return replace(request, image_url=image_path, background_url=background_path)
+            return job.with_inputs(image_path, background_path)
 
         await self._start(interaction, inputs, backdrop, name, refresh, private=private)
 
@@ -96,16 +96,16 @@ class RemoveBackground(commands.Cog):
             await interaction.response.send_message(replies.no_image_in_message(), ephemeral=True)
             return
 
-        async def refresh(request: JobRequest) -> JobRequest | None:
+        async def refresh(job: ImageJob) -> ImageJob | None:
             # Discord's CDN links are signed and expire: the message itself hands out a fresh one.
             fresh = await message.channel.fetch_message(message.id)
-            wanted = images[request.position].id
+            wanted = images[job.position].id
             match = next((a for a in fresh.attachments if a.id == wanted), None)
             if match is None:
                 return None
-            return replace(request, image_url=match.url)
+            return job.with_inputs(match.url, job.background_url)
 
-        await self._start(interaction, [input_file("image", a) for a in images], None, None, refresh)
+        await self._start(interaction, [input_file("image", a) for a in images], None, None, refresh, private=False)
 
     async def _start(
         self,
@@ -115,7 +115,7 @@ class RemoveBackground(commands.Cog):
         name: str | None,
         refresh: InputRefresher,
         *,
-        private: bool = False,
+        private: bool,
     ) -> None:
         bot = self.bot
         for item in [*inputs, *([background] if background else [])]:
@@ -125,45 +125,42 @@ class RemoveBackground(commands.Cog):
         guild_id = interaction.guild_id
         assert guild_id is not None  # guild_only
         runner = bot.runner
-        active = runner.member_active(guild_id, interaction.user.id)
+        active = runner.member_active(interaction.user.id)
         if not runner.accepting or active >= runner.max_per_member:
             error = ShuttingDown() if not runner.accepting else MemberBusy(active, runner.max_per_member)
             await interaction.response.send_message(replies.failure(error), ephemeral=True)
             return
         await interaction.response.defer(thinking=True, ephemeral=private)
-        request = BatchRequest(
+        origin = Origin(
             interaction_id=interaction.id,
             guild_id=guild_id,
             channel_id=interaction.channel_id or 0,
             user_id=interaction.user.id,
+            created_at=interaction.created_at,
+            application_id=interaction.application_id,
+            token=interaction.token,
+        )
+        label = (
+            name or f"Discord {interaction.guild.name if interaction.guild and interaction.guild.name else guild_id}"
+        )
+        request = Request(
+            origin=origin,
             images=tuple(
-                BatchImage(item.url, item.filename, self._job_name(interaction, name, position, len(inputs)))
+                ImageInput(item.url, item.filename, job_name(label, interaction.id, position))
                 for position, item in enumerate(inputs)
             ),
-            background_url=background.url if background else None,
-            application_id=interaction.application_id,
-            interaction_token=interaction.token,
-            upload_limit=interaction.filesize_limit,
             private=private,
+            background_url=background.url if background else None,
+            upload_limit=interaction.filesize_limit,
         )
         events = InteractionEvents(bot, runner, interaction, [item.filename for item in inputs], private=private)
-        await runner.run_batch(request, events, refresh)
+        await runner.run(request, events, refresh)
 
     async def _upload_copy(self, attachment: discord.Attachment) -> str:
         data = await attachment.read()
         upload = io.BytesIO(data)
         upload.name = attachment.filename
         return await self.bot.magic_hour.v1.files.upload_file(upload)
-
-    @staticmethod
-    def _job_name(interaction: discord.Interaction, given: str | None, position: int = 0, count: int = 1) -> str:
-        """Always ends with " #<interaction id>" (and "/<n>" for a request's later images): a webhook event for
-        a job whose create answer was lost names its project, and this suffix is how the bot finds the job."""
-        suffix = f" #{interaction.id}" + (f"/{position}" if position else "")
-        if given is None:
-            guild = interaction.guild
-            given = f"Discord {guild.name if guild and guild.name else interaction.guild_id}"
-        return given[: 100 - len(suffix)] + suffix
 
 
 async def setup(bot: BackgroundBot) -> None:

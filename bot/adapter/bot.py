@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.adapter.events import RecoveredEvents, RecoveredRequestEvents
+from bot.adapter.events import RecoveredRequestEvents
 from bot.adapter.notifier import ChannelAlertNotifier, OwnerNotifier
 from bot.adapter.tree import BotTree
 from bot.resources import Resources
@@ -65,7 +65,6 @@ class BackgroundBot(commands.Bot):
 
         self.runner.on_settled(check_alerts)
         self.runner.on_settled(check_balance)
-        self.runner.events_for_record = lambda record: RecoveredEvents(self, record)
         self.runner.events_for_request = lambda request: RecoveredRequestEvents(self, request)
 
     async def setup_hook(self) -> None:

@@ -1,6 +1,6 @@
 """The two ways a request's events reach Discord: a live command's reply, or a request an earlier process left.
 
-Both implement `bot.jobs.BatchEvents`; keeping them side by side keeps their wording and fallbacks alike. A
+Both implement `bot.jobs.RequestEvents`; keeping them side by side keeps their wording and fallbacks alike. A
 request of one image says exactly what a single job always said; several images get one progress line
 ("2 of 5 done") and one final message carrying every result.
 """
@@ -14,8 +14,8 @@ from bot.adapter.progress import ThrottledEditor
 from bot.adapter.reply import Reply
 from bot.adapter.views import CancelView
 from bot.inputs import output_filename
-from bot.jobs import BatchEvents, BatchResult, JobEvents, JobResult, JobRunner
-from bot.ledger import JobRecord, RequestRecord
+from bot.jobs import JobEvents, JobResult, JobRunner, RequestEvents, RequestResult
+from bot.ledger import RequestRecord
 from bot.magic_hour import ProjectStatus
 
 
@@ -39,7 +39,7 @@ class _Progress:
         return replies.batch_progress(self.total, done, failed, rendering, self.slow)
 
 
-async def _deliver(reply: Reply, result: BatchResult, total: int) -> frozenset[int]:
+async def _deliver(reply: Reply, result: RequestResult, total: int) -> frozenset[int]:
     if total == 1 and len(result.outcomes) == 1 and result.delivered:
         [outcome] = result.delivered
         assert outcome.result is not None
@@ -62,10 +62,10 @@ class LateImageEvents(JobEvents):
         return await self.reply.deliver_extra(result, output_filename(self.filename))
 
     async def failed(self, error: BaseException) -> None:
-        await self.reply.send_extra(f"`{output_filename(self.filename)}`: {replies.image_failure(error)}")
+        await self.reply.send_extra(f"{replies.code(output_filename(self.filename))}: {replies.image_failure(error)}")
 
 
-class InteractionEvents(BatchEvents):
+class InteractionEvents(RequestEvents):
     """Shows one request's progress in the reply to the member's command."""
 
     def __init__(
@@ -75,7 +75,7 @@ class InteractionEvents(BatchEvents):
         interaction: discord.Interaction,
         filenames: list[str | None],
         *,
-        private: bool = False,
+        private: bool,
     ) -> None:
         self.runner = runner
         self.interaction = interaction
@@ -127,7 +127,7 @@ class InteractionEvents(BatchEvents):
         await self.editor.settle()
         await self.reply.send_final(replies.interrupted(resumable))
 
-    async def deliver(self, result: BatchResult) -> frozenset[int]:
+    async def deliver(self, result: RequestResult) -> frozenset[int]:
         await self.editor.settle()
         return await _deliver(self.reply, result, len(self.filenames))
 
@@ -158,32 +158,35 @@ class _SingleLater(JobEvents):
         await self.events.reply.report_failure(error)
 
 
-class RecoveredRequestEvents(BatchEvents):
-    """Delivers a request that an earlier process started, through whatever is still open."""
+class RecoveredRequestEvents(RequestEvents):
+    """Delivers a request that an earlier process started, or an image of it found later (a held job its
+    webhook event resolved), through whatever is still open; private stays private (`Reply.for_request`)."""
 
     def __init__(self, client: discord.Client, request: RequestRecord) -> None:
         self.request = request
         self.reply = Reply.for_request(client, request)
 
-    async def deliver(self, result: BatchResult) -> frozenset[int]:
+    async def deliver(self, result: RequestResult) -> frozenset[int]:
         return await _deliver(self.reply, result, self.request.images)
 
     async def failed(self, error: BaseException) -> None:
         await self.reply.report_failure(error)
 
     def later(self, image: int, filename: str | None = None) -> JobEvents:
+        if self.request.images == 1:
+            return _RecoveredSingle(self.reply, filename)  # the request's own message gets the result
         return LateImageEvents(self.reply, filename)
 
 
-class RecoveredEvents(JobEvents):
-    """Delivers one job that an earlier process started (e.g. a held job its webhook event resolved)."""
+class _RecoveredSingle(JobEvents):
+    """The one image of a recovered request: its result replaces the request's message (or follows it)."""
 
-    def __init__(self, client: discord.Client, record: JobRecord) -> None:
-        self.record = record
-        self.reply = Reply.for_record(client, record)
+    def __init__(self, reply: Reply, filename: str | None) -> None:
+        self.reply = reply
+        self.filename = filename
 
     async def deliver(self, result: JobResult) -> bool:
-        return await self.reply.deliver(result, output_filename(self.record.input_filename))
+        return await self.reply.deliver(result, output_filename(self.filename))
 
     async def failed(self, error: BaseException) -> None:
         await self.reply.report_failure(error)

@@ -17,15 +17,14 @@ import discord
 from bot import replies
 from bot.adapter.packing import pack_files
 from bot.inputs import output_filename
-from bot.jobs import BatchResult, JobResult, MemberBusy, ShuttingDown
-from bot.ledger import JobRecord, LimitExceeded, RequestRecord
+from bot.jobs import JobResult, RequestResult, classify
+from bot.ledger import RequestRecord
 
 log = logging.getLogger("bot.adapter.reply")
 
 TOKEN_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(seconds=30)  # don't start an edit the token may not outlive
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # servers without boosts
-REFUSALS = (LimitExceeded, MemberBusy, ShuttingDown)
 FileMaker = Callable[
     [], "discord.File | list[discord.File]"
 ]  # called once per attempt: a file is read once  # said only to the member, never in the channel
@@ -45,7 +44,7 @@ class Reply:
         token: str | None = None,
         interaction: discord.Interaction | None = None,
         filesize_limit: int = DEFAULT_UPLOAD_LIMIT,
-        private: bool = False,
+        private: bool,
     ) -> None:
         self.bot = bot
         self.channel_id = channel_id
@@ -60,19 +59,22 @@ class Reply:
 
     @classmethod
     def for_request(cls, bot: discord.Client, request: RequestRecord) -> Reply:
+        """The one way to reach the member of a request the bot no longer holds the interaction of (a restart,
+        a held job found later): everything, the private flag included, comes from the request's record."""
+        origin = request.origin
         return cls(
             bot,
-            channel_id=request.channel_id,
-            user_id=request.user_id,
-            guild_id=request.guild_id,
-            created_at=request.created_at,
-            application_id=request.application_id,
-            token=request.interaction_token,
+            channel_id=origin.channel_id,
+            user_id=origin.user_id,
+            guild_id=origin.guild_id,
+            created_at=origin.created_at,
+            application_id=origin.application_id,
+            token=origin.token,
             private=request.private,
         )
 
     @classmethod
-    def for_interaction(cls, bot: discord.Client, interaction: discord.Interaction, *, private: bool = False) -> Reply:
+    def for_interaction(cls, bot: discord.Client, interaction: discord.Interaction, *, private: bool) -> Reply:
         return cls(
             bot,
             channel_id=interaction.channel_id or 0,
@@ -84,18 +86,6 @@ class Reply:
             interaction=interaction,
             filesize_limit=interaction.filesize_limit,
             private=private,
-        )
-
-    @classmethod
-    def for_record(cls, bot: discord.Client, record: JobRecord) -> Reply:
-        return cls(
-            bot,
-            channel_id=record.channel_id,
-            user_id=record.user_id,
-            guild_id=record.guild_id,
-            created_at=record.created_at,
-            application_id=record.application_id,
-            token=record.interaction_token,
         )
 
     def token_seconds_left(self) -> float:
@@ -163,7 +153,7 @@ class Reply:
         link = replies.success(result, attached=False, reason="could not be attached here")
         return await self.send_final(text, make_file, without_file=link)
 
-    async def deliver_batch(self, batch: BatchResult) -> frozenset[int]:
+    async def deliver_batch(self, batch: RequestResult) -> frozenset[int]:
         """Every result of a request: as many files as fit the reply, the rest in further messages in the
         same place (followups while the token lives, then channel posts), and links for what fits nowhere.
 
@@ -207,12 +197,13 @@ class Reply:
             downloaded is not None
             and downloaded.size <= limit
             and await self._send_more(
-                f"`{filename}`: {replies.success(result, attached=True)}", self._one_file(result, filename)
+                f"{replies.code(filename)}: {replies.success(result, attached=True)}", self._one_file(result, filename)
             )
         ):
             return True
         reason = "could not be attached here" if downloaded is not None else None
-        return await self._send_more(f"`{filename}`: {replies.success(result, attached=False, reason=reason)}")
+        text = replies.success(result, attached=False, reason=reason)
+        return await self._send_more(f"{replies.code(filename)}: {text}")
 
     async def send_extra(self, text: str) -> bool:
         return await self._send_more(text)
@@ -235,7 +226,7 @@ class Reply:
         reason = "too large to upload here" if result.too_large or result.file is not None else "not attached"
         return replies.link_line(output_filename(filename), result, reason)
 
-    def _as_links(self, text: str, batch: BatchResult, positions: list[int]) -> str:
+    def _as_links(self, text: str, batch: RequestResult, positions: list[int]) -> str:
         by_position = {outcome.position: outcome for outcome in batch.outcomes}
         lines = [text] + [
             replies.link_line(
@@ -246,7 +237,7 @@ class Reply:
         return "\n".join(lines)
 
     @staticmethod
-    def _files(batch: BatchResult, positions: list[int]) -> Callable[[], list[discord.File]]:
+    def _files(batch: RequestResult, positions: list[int]) -> Callable[[], list[discord.File]]:
         by_position = {outcome.position: outcome for outcome in batch.outcomes}
 
         def make() -> list[discord.File]:
@@ -291,8 +282,9 @@ class Reply:
             self.interaction.extras[RESULT_IN_REPLY] = True
 
     async def report_failure(self, error: BaseException) -> None:
-        text = replies.failure(error)
-        if isinstance(error, REFUSALS) and self.interaction is not None:
+        failed = classify(error)
+        text = replies.failure_text(failed)
+        if failed.is_refusal and self.interaction is not None:
             # The "thinking…" reply is public; a refusal is for the member only.
             try:
                 await self.interaction.delete_original_response()

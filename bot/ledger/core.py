@@ -117,6 +117,10 @@ class LedgerCore:
             async with conn.begin():
                 return await work(conn)
 
+    def now(self) -> datetime:
+        """The ledger's clock (a test may set it): what "this period" and "expired" are measured against."""
+        return self._now()
+
     def _now(self, now: datetime | None = None) -> datetime:
         return as_utc(self._clock() if now is None else now)
 

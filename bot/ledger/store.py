@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .core import DEFAULT_RETRY_SECONDS, Clock, retry_locked, utcnow
 from .engine import create_ledger_engine, enable_sqlite_wal
@@ -70,6 +71,11 @@ class Ledger(Reservations, Transitions, Reports, WebhookEventStore, MetaStore):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The raw engine, for tests and tools that inspect tables or inject faults; the bot asks the ledger."""
+        return self._engine
 
     @property
     def shared(self) -> bool:

@@ -162,6 +162,23 @@ class ImageProject:
             error=ProjectError.from_json(error) if error is not None else None,
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The project as the API describes it, with only the fields this client reads (a stored event keeps
+        no more than the bot needs)."""
+        status = self.status.value if isinstance(self.status, ProjectStatus) else self.status
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": status,
+            "image_count": self.image_count,
+            "type": self.type,
+            "created_at": self.created_at.isoformat(),
+            "enabled": self.enabled,
+            "credits_charged": self.credits_charged,
+            "downloads": [{"url": d.url, "expires_at": d.expires_at.isoformat()} for d in self.downloads],
+            "error": None if self.error is None else {"code": self.error.code, "message": self.error.message},
+        }
+
 
 @dataclass(frozen=True)
 class CreateResult:

@@ -6,14 +6,12 @@ function call. Nothing here imports Discord: whether the gateway is connected co
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
-from sqlalchemy import text
 
 from bot.ledger import Ledger
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -68,8 +66,7 @@ class WebApp:
 
     async def _database_answers(self) -> bool:
         try:
-            async with asyncio.timeout(DATABASE_CHECK_SECONDS), self.ledger.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await self.ledger.ping()
         except Exception:
             return False
         return True

@@ -117,6 +117,7 @@ async def add_job(
     )
     if status is None:
         return iid
+    await ledger.mark_sending(iid)
     await ledger.mark_submitted(iid, project_id=f"cm{iid}")
     if status is not JobStatus.SUBMITTED:
         await ledger.settle(iid, status=status, credits_charged=charged)
@@ -485,7 +486,7 @@ async def test_usage_names_the_credits_held_by_unconfirmed_jobs_and_admins_can_r
     guild = world.discord.guild_id
     await ledger.reserve(interaction_id=777, guild_id=guild, channel_id=1, user_id=world.discord.user.id)
     assert await ledger.mark_sending(777)
-    await ledger.mark_unknown(777, error="Magic Hour answered 504")
+    await ledger.mark_held(777, error="Magic Hour answered 504")
 
     text, _ = ephemeral_reply(world, await credits(world, "usage"))
     assert "5 credits are held by 1 job Magic Hour never confirmed since <t:" in text
@@ -493,14 +494,14 @@ async def test_usage_names_the_credits_held_by_unconfirmed_jobs_and_admins_can_r
 
     refused = await credits(world, "release-held", permissions=DEFAULT_MEMBER_PERMISSIONS)
     assert ephemeral_reply(world, refused)[0] == REFUSED
-    assert (await ledger.get_job(777)).status is JobStatus.UNKNOWN
+    assert (await ledger.get_job(777)).status is JobStatus.HELD
 
     iid = await credits(world, "release-held", permissions=ADMIN_PERMISSIONS)
     question, body = ephemeral_reply(world, iid)
     assert "1 job (5 credits) never got an answer" in question
     buttons = {b["label"]: b for b in body["components"][0]["components"]}
     assert set(buttons) == {"Release", "Keep"}
-    assert (await ledger.get_job(777)).status is JobStatus.UNKNOWN, "nothing is released before the answer"
+    assert (await ledger.get_job(777)).status is JobStatus.HELD, "nothing is released before the answer"
 
     message_id = int(world.discord.original_edits(world.discord.token_of(iid))[-1].response["id"])
     click = world.discord.button_click(

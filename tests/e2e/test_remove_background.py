@@ -233,7 +233,7 @@ async def test_ambiguous_create_is_not_resent_and_keeps_the_credits_counted(tmp_
         assert "can't tell whether your job started" in last_edit(world, token).json["content"]
         assert len(creates(mh)) == 1
         job = await world.bot.ledger.get_job(interaction_id)
-        assert job.status is JobStatus.UNKNOWN
+        assert job.status is JobStatus.HELD
         assert (await world.bot.ledger.usage(world.discord.guild_id)).total == 5
 
 

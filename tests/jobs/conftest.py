@@ -11,13 +11,14 @@ import asyncio
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.jobs import JobEvents, JobRequest, JobResult, JobRunner
-from bot.ledger import Ledger, LedgerDefaults
+from bot.jobs import ImageInput, JobEvents, JobResult, JobRunner, Request
+from bot.ledger import Ledger, LedgerDefaults, Origin
 from bot.magic_hour import AsyncClient, PollPolicy, ProjectStatus, RetryPolicy
 from tests.fakes.magic_hour import FakeClock, FakeMagicHour
 
@@ -129,20 +130,37 @@ class World:
     make_client: Callable[..., AsyncClient]
     _ids: itertools.count[int] = dataclasses.field(default_factory=lambda: itertools.count(900_000_000_000_000_001))
 
-    def request(self, *, user_id: int = USER_ID, **changes: Any) -> JobRequest:
-        """A member's job as the cogs would build it, with a fresh interaction id."""
+    def request(
+        self,
+        *,
+        user_id: int = USER_ID,
+        images: int = 1,
+        image_url: str | None = None,
+        name: str | None = None,
+        private: bool = False,
+        **changes: Any,
+    ) -> Request:
+        """A member's request as the cogs would build it (one image unless asked), with a fresh interaction id."""
         interaction_id = next(self._ids)
-        base = JobRequest(
+        origin = Origin(
             interaction_id=interaction_id,
             guild_id=GUILD_ID,
             channel_id=CHANNEL_ID,
             user_id=user_id,
-            image_url=f"https://cdn.discordapp.com/attachments/{CHANNEL_ID}/{interaction_id}/cat.png?ex=1&hm=stale",
-            name=f"discord-{interaction_id}",
+            created_at=datetime.now(UTC),
             application_id=444,
-            interaction_token=f"interaction-token-{interaction_id}",
+            token=f"interaction-token-{interaction_id}",
         )
-        return dataclasses.replace(base, **changes)
+        cdn = f"https://cdn.discordapp.com/attachments/{CHANNEL_ID}/{interaction_id}"
+        inputs = tuple(
+            ImageInput(
+                image_url if image_url is not None and n == 0 else f"{cdn}/cat{n or ''}.png?ex=1&hm=stale",
+                f"item{n}.png" if images > 1 else None,
+                name if name is not None and n == 0 else f"discord #{interaction_id}" + (f"/{n}" if n else ""),
+            )
+            for n in range(images)
+        )
+        return dataclasses.replace(Request(origin, inputs, private=private), **changes)
 
     def sent(self) -> list[tuple[str, str]]:
         """(method, path) of every request Magic Hour received, in order."""
@@ -190,10 +208,11 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield World(mh, client, ledger, clock, settled, make_runner, make_client)
 
         for runner in runners:  # nothing may outlive the test: background trackers are stopped here
-            for task in runner._background:
+            tasks = runner.phases.tasks() | set(runner._background)
+            for task in tasks:
                 task.cancel()
-            if runner._background:
-                await asyncio.wait(runner._background, timeout=5)
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
         for made in clients:
             await made.close()
         assert mh.violations == [], "the runner sent Magic Hour something its OpenAPI description does not allow"

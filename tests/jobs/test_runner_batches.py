@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.jobs import BatchEvents, BatchImage, BatchRequest, BatchResult, JobRunner
+from bot.jobs import JobRunner, Request, RequestEvents, RequestResult
 from bot.ledger import COST_PER_JOB, JobStatus, LimitExceeded
 from bot.magic_hour import ProjectStatus
 from tests.jobs.conftest import GUILD_ID, USER_ID, World
 
 
-class RecordingBatch(BatchEvents):
+class RecordingBatch(RequestEvents):
     def __init__(self, *, deliver_ok: bool = True) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.deliver_ok = deliver_ok
@@ -32,7 +32,7 @@ class RecordingBatch(BatchEvents):
     async def image_ended(self, image: int, ok: bool) -> None:
         self.calls.append(("image_ended", (image, ok)))
 
-    async def deliver(self, result: BatchResult) -> frozenset[int]:
+    async def deliver(self, result: RequestResult) -> frozenset[int]:
         self.calls.append(("deliver", result))
         for outcome in result.delivered:
             assert outcome.result is not None and outcome.result.file is not None
@@ -43,20 +43,8 @@ class RecordingBatch(BatchEvents):
         self.calls.append(("failed", error))
 
 
-def batch(world: World, images: int) -> BatchRequest:
-    single = world.request()
-    return BatchRequest(
-        interaction_id=single.interaction_id,
-        guild_id=GUILD_ID,
-        channel_id=single.channel_id,
-        user_id=USER_ID,
-        images=tuple(
-            BatchImage(f"{single.image_url}&n={n}", f"item{n}.png", f"shop #{single.interaction_id}/{n}")
-            for n in range(images)
-        ),
-        application_id=444,
-        interaction_token="token",
-    )
+def batch(world: World, images: int) -> Request:
+    return world.request(images=images)
 
 
 async def test_every_image_runs_in_parallel_within_the_slots_and_is_delivered_once(world: World) -> None:
@@ -64,7 +52,7 @@ async def test_every_image_runs_in_parallel_within_the_slots_and_is_delivered_on
     request = batch(world, 3)
     events = RecordingBatch()
 
-    result = await runner.run_batch(request, events)
+    result = await runner.run(request, events)
 
     assert result is not None and len(result.delivered) == 3
     assert events.names().count("started") == 1 and events.names().count("deliver") == 1
@@ -77,7 +65,7 @@ async def test_every_image_runs_in_parallel_within_the_slots_and_is_delivered_on
     for position in range(3):
         job = await world.ledger.get_job(request.interaction_id, position)
         assert job is not None and job.status is JobStatus.COMPLETE and job.delivered
-    assert runner.member_active(GUILD_ID, USER_ID) == 0
+    assert runner.member_active(USER_ID) == 0
 
 
 async def test_a_request_that_does_not_fit_is_refused_whole_before_any_create(world: World) -> None:
@@ -86,7 +74,7 @@ async def test_a_request_that_does_not_fit_is_refused_whole_before_any_create(wo
     events = RecordingBatch()
     request = batch(world, 5)
 
-    assert await runner.run_batch(request, events) is None
+    assert await runner.run(request, events) is None
 
     [(name, error)] = events.calls
     assert name == "failed" and isinstance(error, LimitExceeded)
@@ -97,14 +85,14 @@ async def test_a_request_that_does_not_fit_is_refused_whole_before_any_create(wo
 
 async def test_a_member_limit_counts_requests_not_images(world: World) -> None:
     runner: JobRunner = world.make_runner(max_per_member=1)
-    task = asyncio.ensure_future(runner.run_batch(batch(world, 3), RecordingBatch()))
+    task = asyncio.ensure_future(runner.run(batch(world, 3), RecordingBatch()))
     await asyncio.sleep(0)
     async with asyncio.timeout(5):
-        while runner.member_active(GUILD_ID, USER_ID) == 0:
+        while runner.member_active(USER_ID) == 0:
             await asyncio.sleep(0.001)
-    assert runner.member_active(GUILD_ID, USER_ID) == 1
+    assert runner.member_active(USER_ID) == 1
     second = RecordingBatch()
-    assert await runner.run_batch(batch(world, 1), second) is None
+    assert await runner.run(batch(world, 1), second) is None
     assert second.names() == ["failed"]
     assert (await task) is not None
 
@@ -112,7 +100,7 @@ async def test_a_member_limit_counts_requests_not_images(world: World) -> None:
 async def test_results_that_reached_no_one_are_settled_but_not_marked_delivered(world: World) -> None:
     runner = world.make_runner()
     request = batch(world, 2)
-    await runner.run_batch(request, RecordingBatch(deliver_ok=False))
+    await runner.run(request, RecordingBatch(deliver_ok=False))
     for position in range(2):
         job = await world.ledger.get_job(request.interaction_id, position)
         assert job is not None and job.status is JobStatus.COMPLETE and not job.delivered

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 import pytest
 
-from bot.jobs import JobRequest
+from bot.jobs import ImageJob
 from bot.ledger import JobStatus
 from bot.magic_hour import JobFailedError, ProjectStatus
 from tests.fakes.magic_hour import CREATE_PATH, CREDITS_PER_JOB, PNG_BYTES, FakeJob
@@ -25,7 +24,7 @@ async def test_a_job_is_reserved_created_polled_delivered_and_settled(world: Wor
     assert result is not None
     assert events.without_status() == ["started", "deliver"]
     assert events.statuses() == [ProjectStatus.QUEUED, ProjectStatus.RENDERING, ProjectStatus.COMPLETE]
-    assert events.result() is result
+    assert result.delivered[0].result is events.result()
     assert events.delivered_bytes == PNG_BYTES
     assert result.credits_charged == CREDITS_PER_JOB
     # Delivery happens before settling: a crash in between leaves a submitted job that the next start re-delivers.
@@ -35,7 +34,7 @@ async def test_a_job_is_reserved_created_polled_delivered_and_settled(world: Wor
     [project_id] = world.mh.jobs
     record = await world.ledger.get_job(request.interaction_id)
     assert record.status is JobStatus.COMPLETE
-    assert record.project_id == project_id == result.project.id
+    assert record.project_id == project_id == events.result().project.id
     assert record.credits_charged == CREDITS_PER_JOB
     usage = await world.ledger.usage(GUILD_ID, user_id=USER_ID)
     assert (usage.used, usage.reserved, usage.member_used) == (CREDITS_PER_JOB, 0, CREDITS_PER_JOB)
@@ -47,8 +46,8 @@ async def test_a_job_is_reserved_created_polled_delivered_and_settled(world: Wor
     assert sent[-1] == ("GET", f"/outputs/{project_id}/output.png")
     assert world.create_bodies() == [
         {
-            "assets": {"image_file_path": request.image_url, "background_image_file_path": request.background_url},
-            "name": request.name,
+            "assets": {"image_file_path": request.images[0].url, "background_image_file_path": request.background_url},
+            "name": request.images[0].name,
         }
     ]
     assert all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in world.mh.requests if r.path.startswith("/v1"))
@@ -128,9 +127,9 @@ async def test_an_output_that_cannot_be_fetched_is_delivered_as_a_link(world: Wo
 
     result = await runner.run(request, events)
 
-    assert result is not None and result.file is None
+    assert result is not None and events.result().file is None
     assert events.without_status() == ["started", "deliver"]
-    assert result.project.downloads  # the link the member is given instead
+    assert events.result().project.downloads  # the link the member is given instead
     record = await world.ledger.get_job(request.interaction_id)
     assert (record.status, record.credits_charged) == (JobStatus.COMPLETE, CREDITS_PER_JOB)
 
@@ -148,9 +147,9 @@ async def test_a_job_that_ends_badly_is_settled_at_what_magic_hour_kept(
     runner = world.make_runner()
     request = world.request()
     world.mh.script(final_status, code=code, message=message)
-    refreshes: list[JobRequest] = []
+    refreshes: list[ImageJob] = []
 
-    async def refresh(old: JobRequest) -> JobRequest:
+    async def refresh(old: ImageJob) -> ImageJob:
         refreshes.append(old)
         return old
 
@@ -178,28 +177,28 @@ async def test_an_expired_input_url_is_refreshed_and_the_job_retried(world: Worl
     runner = world.make_runner()
     request = world.request()
     world.mh.fetchable = lambda value: "hm=fresh" in value  # Discord's CDN refuses the expired signature
-    refreshes: list[JobRequest] = []
+    refreshes: list[ImageJob] = []
 
-    async def refresh(old: JobRequest) -> JobRequest:
+    async def refresh(old: ImageJob) -> ImageJob:
         refreshes.append(old)
-        return dataclasses.replace(old, image_url=old.image_url.replace("hm=stale", "hm=fresh"))
+        return old.with_inputs(old.image.url.replace("hm=stale", "hm=fresh"), old.background_url)
 
     events = RecordingEvents()
     result = await runner.run(request, events, refresh)
 
     assert result is not None
-    assert refreshes == [request]
+    assert refreshes == [request.image(0)]
     assert events.without_status() == ["started", "deliver"]
     assert ProjectStatus.ERROR in events.statuses()  # the first project failed to fetch the input
     bodies = world.create_bodies()
     assert [body["assets"]["image_file_path"] for body in bodies] == [
-        request.image_url,
-        request.image_url.replace("hm=stale", "hm=fresh"),
+        request.images[0].url,
+        request.images[0].url.replace("hm=stale", "hm=fresh"),
     ]
     _, second_id = world.mh.jobs
     record = await world.ledger.get_job(request.interaction_id)
     assert record.status is JobStatus.COMPLETE
-    assert record.project_id == second_id == result.project.id
+    assert record.project_id == second_id == events.result().project.id
     assert record.credits_charged == CREDITS_PER_JOB  # the failed first attempt was refunded, not added
     assert (await world.ledger.usage(GUILD_ID)).used == CREDITS_PER_JOB
 
@@ -211,9 +210,9 @@ async def test_an_expired_input_without_a_fresh_copy_fails_and_is_refunded(
     runner = world.make_runner()
     request = world.request()
     world.mh.fetchable = lambda value: "hm=fresh" in value
-    calls: list[JobRequest] = []
+    calls: list[ImageJob] = []
 
-    async def refresh(old: JobRequest) -> JobRequest | None:
+    async def refresh(old: ImageJob) -> ImageJob | None:
         calls.append(old)
         if refresher_outcome == "raises":
             raise LookupError("the message was deleted")

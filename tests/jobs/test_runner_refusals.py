@@ -9,7 +9,6 @@ import pytest
 
 from bot.jobs import MemberBusy, ShuttingDown
 from bot.ledger import COST_PER_JOB, JobStatus, LimitExceeded
-from bot.ledger.models import HOLDING_STATUSES
 from bot.magic_hour import (
     APIConnectionError,
     AuthenticationError,
@@ -42,7 +41,7 @@ async def test_a_job_over_the_limit_is_refused_before_magic_hour_is_called(world
     assert (error.scope, error.used, error.limit, error.cost) == ("guild", COST_PER_JOB, COST_PER_JOB + 2, COST_PER_JOB)
     assert await world.ledger.get_job(request.interaction_id) is None
     assert world.mh.creates == 1  # only the first job's
-    assert runner.member_active(GUILD_ID, USER_ID) == 0
+    assert runner.member_active(USER_ID) == 0
 
 
 async def test_a_member_over_their_own_limit_is_refused(world: World) -> None:
@@ -76,7 +75,7 @@ async def test_a_second_job_from_a_busy_member_is_refused(world: World) -> None:
     assert await runner.run(world.request(user_id=USER_ID + 1), RecordingEvents()) is not None
     first_events.release.set()
     assert await first is not None
-    assert runner.member_active(GUILD_ID, USER_ID) == 0
+    assert runner.member_active(USER_ID) == 0
 
 
 async def test_no_job_is_taken_while_shutting_down(world: World) -> None:
@@ -169,7 +168,7 @@ async def test_a_create_that_cannot_connect_is_released(world: World) -> None:
 
 
 @pytest.mark.parametrize("status", [500, 504])
-async def test_a_create_answered_500_or_504_is_held_as_unknown(world: World, status: int) -> None:
+async def test_a_create_answered_500_or_504_is_held(world: World, status: int) -> None:
     runner = world.make_runner()
     request = world.request()
     world.mh.fail_next("POST", CREATE_PATH, status=status, after_processing=True)  # the job was made regardless
@@ -179,12 +178,12 @@ async def test_a_create_answered_500_or_504_is_held_as_unknown(world: World, sta
 
     error = events.failure()
     assert isinstance(error, InternalServerError) and error.status == status
-    await _assert_held_as_unknown(world, request.interaction_id)
+    await _assert_held(world, request.interaction_id)
     assert world.mh.created == 1
 
 
 @pytest.mark.parametrize("how", ["timeout", "disconnect"])
-async def test_a_create_whose_answer_was_lost_is_held_as_unknown(world: World, how: str) -> None:
+async def test_a_create_whose_answer_was_lost_is_held(world: World, how: str) -> None:
     client = world.make_client(request_timeout=0.3)
     runner = world.make_runner(client=client)
     request = world.request()
@@ -197,7 +196,7 @@ async def test_a_create_whose_answer_was_lost_is_held_as_unknown(world: World, h
     assert await runner.run(request, events) is None
 
     assert isinstance(events.failure(), JobMayExistError)
-    await _assert_held_as_unknown(world, request.interaction_id)
+    await _assert_held(world, request.interaction_id)
     assert world.mh.created == 1
 
 
@@ -209,17 +208,17 @@ async def _assert_released(world: World, interaction_id: int) -> None:
     assert world.settled == []
 
 
-async def _assert_held_as_unknown(world: World, interaction_id: int) -> None:
+async def _assert_held(world: World, interaction_id: int) -> None:
     """The create may have made (and charged) a job: the credits keep counting until someone resolves it."""
     record = await world.ledger.get_job(interaction_id)
-    assert (record.status, record.project_id) == (JobStatus.UNKNOWN, None)
-    assert record.credits_reserved == COST_PER_JOB and record.status in HOLDING_STATUSES
+    assert (record.status, record.project_id) == (JobStatus.HELD, None)
+    assert record.credits_reserved == COST_PER_JOB
     usage = await world.ledger.usage(GUILD_ID, user_id=USER_ID)
     assert (usage.reserved, usage.member_used) == (COST_PER_JOB, COST_PER_JOB)
     assert world.sent() == [("POST", CREATE_PATH)]  # never re-sent: that could charge twice
 
 
-async def test_an_unreadable_create_answer_is_held_as_unknown(world: World) -> None:
+async def test_an_unreadable_create_answer_is_held(world: World) -> None:
     runner = world.make_runner()
     request = world.request()
     world.mh.fail_next("POST", CREATE_PATH, status=200, message="accepted", after_processing=True)
@@ -232,4 +231,4 @@ async def test_an_unreadable_create_answer_is_held_as_unknown(world: World) -> N
     # The fake was told to break the contract here; that one violation is the point of the test.
     assert world.mh.violations and all(" 200: " in v for v in world.mh.violations)
     world.mh.violations.clear()
-    await _assert_held_as_unknown(world, request.interaction_id)
+    await _assert_held(world, request.interaction_id)

@@ -51,7 +51,7 @@ async def test_a_queued_job_can_be_cancelled_and_is_released(world: World) -> No
     assert isinstance(queued_events.failure(), JobCancelled)
     record = await world.ledger.get_job(queued_id)
     assert (record.status, record.credits_charged, record.project_id) == (JobStatus.REFUNDED, 0, None)
-    assert runner.member_active(GUILD_ID, USER_ID + 1) == 0
+    assert runner.member_active(USER_ID + 1) == 0
     assert runner.cancel(queued_id) is False  # a second press does nothing
 
     running_events.release.set()
@@ -96,10 +96,10 @@ async def test_drain_releases_queued_jobs_and_leaves_unfinished_ones_to_the_next
     assert [r.interaction_id for r in records] == [running_id]
     restarted = world.make_runner()
     resumed_events = RecordingEvents()
-    restarted.resume(records[0], resumed_events)
+    assert await restarted.follow_record(records[0], resumed_events)
     await asyncio.wait_for(resumed_events.handed_over.wait(), 5)
     assert resumed_events.delivered_bytes == PNG_BYTES
-    await eventually(lambda: not restarted._background)
+    await eventually(lambda: not restarted.phases.tasks())
     finished = await world.ledger.get_job(running_id)
     assert (finished.status, finished.credits_charged) == (JobStatus.COMPLETE, CREDITS_PER_JOB)
     assert world.mh.creates == 1

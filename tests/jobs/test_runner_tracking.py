@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from bot.jobs import StillRunning
-from bot.ledger import COST_PER_JOB, JobStatus
-from bot.ledger.models import SETTLED_STATUSES
+from bot.ledger import COST_PER_JOB, SETTLED_STATUSES, JobStatus
 from bot.magic_hour import JobFailedError
 from tests.fakes.magic_hour import CREATE_PATH, CREDITS_PER_JOB, PNG_BYTES
-from tests.jobs.conftest import CHANNEL_ID, GUILD_ID, USER_ID, RecordingEvents, World
+from tests.jobs.conftest import GUILD_ID, RecordingEvents, World
 
 
 async def test_a_slow_job_is_reported_slow_then_tracked_past_the_deadline_and_delivered(world: World) -> None:
@@ -58,22 +57,13 @@ async def test_jobs_left_by_an_earlier_process_are_resumed_from_the_ledger(world
     ledger = world.ledger
     done, failing, unanswered, queued = (world.request() for _ in range(4))
     for request in (done, failing, unanswered, queued):
-        await ledger.reserve(
-            interaction_id=request.interaction_id,
-            guild_id=GUILD_ID,
-            channel_id=CHANNEL_ID,
-            user_id=USER_ID,
-            application_id=request.application_id,
-            interaction_token=request.interaction_token,
-            input_url=request.image_url,
-            name=request.name,
-        )
+        await ledger.reserve_request(request.origin, request.specs(), private=False)
     for request in (done, failing, unanswered):
         assert await ledger.mark_sending(request.interaction_id)
     remover = world.client.v1.image_background_remover
-    done_project = await remover.create(assets={"image_file_path": done.image_url})
+    done_project = await remover.create(assets={"image_file_path": done.images[0].url})
     world.mh.script("error", code="render_failed", message="Rendering failed")
-    failing_project = await remover.create(assets={"image_file_path": failing.image_url})
+    failing_project = await remover.create(assets={"image_file_path": failing.images[0].url})
     for request, created in ((done, done_project), (failing, failing_project)):
         await ledger.mark_submitted(request.interaction_id, project_id=created.id, credits_charged=5)
     creates_before = world.mh.creates
@@ -81,17 +71,18 @@ async def test_jobs_left_by_an_earlier_process_are_resumed_from_the_ledger(world
     records = await ledger.recover_interrupted()
 
     assert [r.interaction_id for r in records] == [done.interaction_id, failing.interaction_id]
-    assert records[0].interaction_token == done.interaction_token  # what a restart needs to edit the reply
+    request = await ledger.get_request(records[0].request_id)
+    assert request.origin.token == done.origin.token  # what a restart needs to edit the reply
     still_unknown = await ledger.get_job(unanswered.interaction_id)
-    assert still_unknown.status is JobStatus.UNKNOWN and still_unknown.credits_reserved == COST_PER_JOB
+    assert still_unknown.status is JobStatus.HELD and still_unknown.credits_reserved == COST_PER_JOB
     never_sent = await ledger.get_job(queued.interaction_id)
     assert (never_sent.status, never_sent.credits_charged) == (JobStatus.REFUNDED, 0)  # released, not held
 
     runner = world.make_runner()
     done_events, failing_events, unknown_events = RecordingEvents(), RecordingEvents(), RecordingEvents()
-    runner.resume(records[0], done_events)
-    runner.resume(records[1], failing_events)
-    runner.resume(still_unknown, unknown_events)  # no project id: nothing to poll
+    assert await runner.follow_record(records[0], done_events)
+    assert await runner.follow_record(records[1], failing_events)
+    assert not await runner.follow_record(still_unknown, unknown_events)  # no project id: nothing to poll
     await asyncio.wait_for(done_events.handed_over.wait(), 5)
     await asyncio.wait_for(failing_events.ended.wait(), 5)
     await asyncio.wait_for(_settled(world, done.interaction_id), 5)

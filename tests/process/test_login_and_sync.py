@@ -56,6 +56,7 @@ async def test_sync_neither_resumes_nor_waits_on_jobs(fakes: Fakes) -> None:
 
     async with await Ledger.open(fakes.database_url) as ledger:
         await ledger.reserve(interaction_id=4242, guild_id=fakes.harness.guild_id, channel_id=1, user_id=2)
+        await ledger.mark_sending(4242)
         await ledger.mark_submitted(4242, project_id="left-by-an-earlier-run")
     started = datetime.now(UTC)
     sync = await fakes.start_bot("sync")

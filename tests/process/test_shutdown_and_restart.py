@@ -148,7 +148,7 @@ async def test_sigterm_during_a_create_that_never_answers_holds_the_credits(fake
     assert await bot.wait(timeout=20) == 0, bot.output
 
     record = await fakes.ledger_job(interaction_id)
-    assert record is not None and record.status == JobStatus.UNKNOWN, record  # held, not left "reserved"
+    assert record is not None and record.status == JobStatus.HELD, record  # held, not left "reserved"
     assert record.project_id is None and "shut down" in (record.error or "")
     texts = [(r.json or {}).get("content", "") for r in fakes.api.original_edits(token)]
     assert "will be posted" not in texts[-1], texts
@@ -177,7 +177,7 @@ async def test_after_kill_9_a_queued_job_is_released_and_a_job_mid_create_is_hel
     await fakes.gateway.wait_ready(count=2, timeout=20)
     released = await fakes.wait_job(queued_id, JobStatus.REFUNDED)
     assert released.credits_charged == 0
-    held = await fakes.wait_job(sending_id, JobStatus.UNKNOWN)
+    held = await fakes.wait_job(sending_id, JobStatus.HELD)
     assert held.project_id is None and held.credits_reserved == 5
     assert fakes.mh.creates == 1, "neither job may be sent again"
     restarted.send(signal.SIGTERM)

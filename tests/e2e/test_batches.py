@@ -249,3 +249,15 @@ async def test_a_request_over_the_bot_wide_budget_shows_no_figures_of_other_serv
         assert "needs 15 credits, more than the bot's credit budget has left this month" in text
         assert "10" not in text.split("<t:")[0]
         assert creates(mh) == []
+
+
+async def test_a_failing_file_name_with_backticks_cannot_break_the_messages_markdown(world: BotWorld) -> None:
+    world.mh.script("error", code="no_subject", message="No subject detected in the image", times=2)
+    evil = "x`** @everyone `y.png"
+    options = {"image": attachment("fine.png"), "image2": attachment(evil)}
+    _, token = await slash(world, options)
+
+    content = last_edit(world, token).json["content"]
+    [line] = [line for line in content.splitlines() if line.startswith("❌") and "y.png" in line]
+    assert line.count("`") == 2  # one code span, opened and closed: the name cannot end it early
+    assert "xˋ** @everyone ˋy.png" in line

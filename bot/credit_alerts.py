@@ -30,8 +30,12 @@ class CreditAlerts:
         self.ledger = ledger
         self.thresholds = thresholds
 
-    async def check(self, guild_id: int, notifier: AlertNotifier) -> list[int]:
-        """After a job settles: post each threshold crossed this period once; returns those posted."""
+    async def check(self, guild_id: int | None, notifier: AlertNotifier) -> list[int]:
+        """After a job settles: post each threshold crossed this period once; returns those posted.
+
+        `guild_id` None: a member's own install paid, and no server's budget moved."""
+        if guild_id is None:
+            return []
         settings = await self.ledger.get_settings(guild_id)
         if settings.alert_channel_id is None or settings.credit_limit <= 0:
             return []

@@ -57,10 +57,10 @@ class BackgroundBot(commands.Bot):
 
         owner = OwnerNotifier(self, settings.owner_alert_channel_id)
 
-        async def check_alerts(guild_id: int) -> None:
+        async def check_alerts(guild_id: int | None) -> None:
             await resources.alerts.check(guild_id, notifier)
 
-        async def check_balance(_guild_id: int) -> None:
+        async def check_balance(_guild_id: int | None) -> None:
             await resources.balance.after_job(owner)
 
         self.runner.on_settled(check_alerts)

@@ -25,7 +25,7 @@ from .phases import Phase, PhaseBook
 log = logging.getLogger("bot.jobs")
 
 HOUSEKEEPING_SECONDS = 60.0
-SettledListener = Callable[[int], Awaitable[None]]
+SettledListener = Callable[[int | None], Awaitable[None]]
 
 
 class RunnerCore:
@@ -72,7 +72,8 @@ class RunnerCore:
             metrics.watch_phases(lambda: {phase.value: count for phase, count in self.phases.counts().items()})
 
     def on_settled(self, listener: SettledListener) -> None:
-        """Call `listener(guild_id)` after every job that settles (e.g. the credit alerts)."""
+        """Call `listener(guild_id)` after every job that settles (e.g. the credit alerts); the guild id is the
+        paying server's, None when a member's own install paid."""
         self._settled_listeners.append(listener)
 
     def member_active(self, user_id: int) -> int:
@@ -88,7 +89,7 @@ class RunnerCore:
         """This process is done with the job, if it is this task's to end."""
         self.phases.end(job.key, owner=asyncio.current_task())
 
-    async def _notify_settled(self, guild_id: int) -> None:
+    async def _notify_settled(self, guild_id: int | None) -> None:
         await self._housekeeping()
         for listener in self._settled_listeners:
             try:
@@ -120,7 +121,7 @@ class RunnerCore:
 def image_job(request: RequestRecord, record: JobRecord) -> ImageJob:
     """A job the ledger holds, with its request's origin: how restarts and webhooks rebuild it."""
     image = ImageInput(record.input_url or "", record.input_filename, record.name)
-    return ImageJob(request.origin, record.position, image, record.background_url)
+    return ImageJob(request.origin, record.position, image, record.background_url, payer=request.payer)
 
 
 FOLLOWING = (Phase.CONFIRMED, Phase.DELIVERING)

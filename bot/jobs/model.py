@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from bot.ledger import ImageSpec, Origin, Usage
+from bot.ledger import ImageSpec, Origin, Payer, Usage
 from bot.magic_hour import DownloadedFile, ImageProject
 
 
@@ -30,13 +30,17 @@ class Request:
     private: bool
     background_url: str | None = None
     upload_limit: int | None = None  # the largest file the reply can carry: a bigger result is sent as a link
+    payer: Payer = Payer.GUILD  # whose budget: the server that installed the bot, or the member's own install
+    channel_posts: bool = True  # the bot is in the server and may post in the channel (else: the interaction only)
 
     @property
     def interaction_id(self) -> int:
         return self.origin.interaction_id
 
     def image(self, position: int) -> ImageJob:
-        return ImageJob(self.origin, position, self.images[position], self.background_url, self.upload_limit)
+        return ImageJob(
+            self.origin, position, self.images[position], self.background_url, self.upload_limit, self.payer
+        )
 
     def specs(self) -> list[ImageSpec]:
         """The images as the ledger records them."""
@@ -55,6 +59,11 @@ class ImageJob:
     image: ImageInput
     background_url: str | None = None
     upload_limit: int | None = None
+    payer: Payer = Payer.GUILD
+
+    @property
+    def paying_guild(self) -> int | None:
+        return self.origin.guild_id if self.payer is Payer.GUILD else None
 
     @property
     def key(self) -> tuple[int, int]:

@@ -139,7 +139,7 @@ class Recovering(Submitting):
                 for record in siblings
                 if record.position in by_position or record.status in UNFINISHED
             ]
-            await self._conclude(request.origin, outcomes, events)
+            await self._conclude(request.origin, request.payer, outcomes, events)
         finally:
             for job in jobs:
                 self._end(job)

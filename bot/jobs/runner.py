@@ -82,7 +82,12 @@ class JobRunner(Recovering):
         images: list[asyncio.Task[ImageOutcome]] = []
         try:
             await self.ledger.reserve_request(
-                request.origin, request.specs(), private=request.private, cost=COST_PER_JOB
+                request.origin,
+                request.specs(),
+                private=request.private,
+                payer=request.payer,
+                channel_posts=request.channel_posts,
+                cost=COST_PER_JOB,
             )
             if self.balance is not None:
                 await self.balance.ready()  # a stale balance is read now, before any slot is taken
@@ -99,7 +104,7 @@ class JobRunner(Recovering):
                 await asyncio.wait(images, timeout=5)
                 raise
             outcomes = [self._outcome_of(request.image(p), ended[p]) for p in range(len(images))]
-            return await self._conclude(request.origin, outcomes, events)
+            return await self._conclude(request.origin, request.payer, outcomes, events)
         finally:
             for position, image in enumerate(images):  # an image still this request's (not tracked) ends with it
                 self.phases.end((request.origin.interaction_id, position), owner=image)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from bot.ledger import JobStatus, Origin, Usage
+from bot.ledger import JobStatus, Origin, Payer, Usage
 from bot.magic_hour import DownloadedFile, ImageProject, JobFailedError, MagicHourError, OutputTooLargeError
 
 from .core import RunnerCore
@@ -42,15 +42,18 @@ class Settling(RunnerCore):
         caps = [cap for cap in (self.max_output_bytes, job.upload_limit) if cap is not None]
         return min(caps) if caps else None
 
-    async def _usage(self, origin: Origin) -> Usage | None:
+    async def _usage(self, origin: Origin, payer: Payer) -> Usage | None:
+        """The paying budget's figures for the result's text: the server's, or the member's own install's."""
         try:
+            if payer is Payer.USER or origin.guild_id is None:
+                return await self.ledger.user_usage(origin.user_id)
             return await self.ledger.usage(origin.guild_id, user_id=origin.user_id)
         except Exception:
             log.exception("could not read the usage; delivering without it %s", origin.log_context())
             return None
 
     async def _conclude(
-        self, origin: Origin, outcomes: list[ImageOutcome], events: RequestEvents
+        self, origin: Origin, payer: Payer, outcomes: list[ImageOutcome], events: RequestEvents
     ) -> RequestResult | None:
         """Deliver what there is in one go, then settle each delivered image; or say why there is nothing."""
         result = RequestResult(outcomes)
@@ -64,15 +67,17 @@ class Settling(RunnerCore):
                 ):
                     await events.failed(first)
                     return None
-            result.usage = await self._usage(origin)
+            result.usage = await self._usage(origin, payer)
             for outcome in result.delivered:
                 assert outcome.result is not None
                 outcome.result.usage = result.usage
-            return await self._deliver_and_settle(origin, result, events)
+            return await self._deliver_and_settle(origin, payer, result, events)
         finally:
             result.close()
 
-    async def _deliver_and_settle(self, origin: Origin, result: RequestResult, events: RequestEvents) -> RequestResult:
+    async def _deliver_and_settle(
+        self, origin: Origin, payer: Payer, result: RequestResult, events: RequestEvents
+    ) -> RequestResult:
         """Claim each result, hand all of them over, then settle each: a crash in between re-delivers, never loses."""
         learned_at = time.perf_counter()
         for outcome in result.delivered:
@@ -96,14 +101,16 @@ class Settling(RunnerCore):
             self.metrics.delivered(time.perf_counter() - learned_at)
         for outcome in result.delivered:
             assert outcome.result is not None
-            await self._settle_complete(origin, outcome.position, outcome.result.project, outcome.position in delivered)
+            paying_guild = origin.guild_id if payer is Payer.GUILD else None
+            delivered_here = outcome.position in delivered
+            await self._settle_complete(origin, paying_guild, outcome.position, outcome.result.project, delivered_here)
         return result
 
     async def _finish(self, job: ImageJob, project: ImageProject, events: JobEvents) -> None:
         """One image delivered on its own (past its request's deadline, or a held job found later)."""
         result = await self._collect(job, project)
         try:
-            result.usage = await self._usage(job.origin)
+            result.usage = await self._usage(job.origin, job.payer)
             if not await self._claim_delivery(job.origin, job.position):
                 log.info("another process is delivering this job %s", job.log_context(project.id))
                 return
@@ -117,7 +124,7 @@ class Settling(RunnerCore):
                 self.metrics.delivered(time.perf_counter() - learned_at)
         finally:
             result.close()
-        await self._settle_complete(job.origin, job.position, project, delivered)
+        await self._settle_complete(job.origin, job.paying_guild, job.position, project, delivered)
 
     async def _claim_delivery(self, origin: Origin, position: int) -> bool:
         """At most one process delivers a job; if the claim cannot be written, deliver anyway (paid for)."""
@@ -127,7 +134,9 @@ class Settling(RunnerCore):
             log.exception("could not claim the delivery; delivering anyway %s image=%s", origin.log_context(), position)
             return True
 
-    async def _settle_complete(self, origin: Origin, position: int, project: ImageProject, delivered: bool) -> None:
+    async def _settle_complete(
+        self, origin: Origin, paying_guild: int | None, position: int, project: ImageProject, delivered: bool
+    ) -> None:
         try:
             await self.ledger.settle(
                 origin.interaction_id,
@@ -152,7 +161,7 @@ class Settling(RunnerCore):
             "job complete %s project=%s credits_charged=%d", origin.log_context(), project.id, project.credits_charged
         )
         self._count_end("complete", project_id=project.id, credits=project.credits_charged)
-        await self._notify_settled(origin.guild_id)
+        await self._notify_settled(paying_guild)
 
     async def _settle_failed(self, job: ImageJob, error: JobFailedError) -> None:
         charged = error.project.credits_charged if error.project is not None else 0
@@ -165,4 +174,4 @@ class Settling(RunnerCore):
             position=position,
         )
         self._count_end("failed", project_id=error.project_id, credits=charged)
-        await self._notify_settled(job.origin.guild_id)
+        await self._notify_settled(job.paying_guild)

@@ -23,10 +23,12 @@ from .models import (
     LedgerDefaults,
     LimitExceeded,
     Origin,
+    Payer,
     ReleasedJobs,
     Report,
     RequestRecord,
     Usage,
+    UserInstallReport,
 )
 from .periods import Period, parse_period, period_bounds
 from .store import Ledger
@@ -55,6 +57,7 @@ __all__ = [
     "LedgerDefaults",
     "LimitExceeded",
     "Origin",
+    "Payer",
     "Period",
     "ReleasedJobs",
     "Report",
@@ -62,6 +65,7 @@ __all__ = [
     "RequestState",
     "Tally",
     "Usage",
+    "UserInstallReport",
     "export_csv",
     "normalize_database_url",
     "parse_period",

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
 from .lifecycle import JobStatus, Tally, tally
+from .models import Payer
 from .periods import as_utc
 from .schema import ALL_TIME, balances
 
@@ -30,6 +31,7 @@ class Scope(StrEnum):
     BOT = "bot"
     GUILD = "guild"
     MEMBER = "member"
+    USER = "user"  # a member's own user-install budget
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class BalanceKey:
     def member(cls, guild_id: int, user_id: int) -> BalanceKey:
         return cls(Scope.MEMBER, guild_id, user_id)
 
+    @classmethod
+    def user(cls, user_id: int) -> BalanceKey:
+        return cls(Scope.USER, 0, user_id)
+
     def where(self) -> ColumnElement[bool]:
         return and_(
             balances.c.scope == self.scope.value,
@@ -58,12 +64,16 @@ class BalanceKey:
         )
 
 
-def keys_of(guild_id: int, user_id: int) -> tuple[BalanceKey, ...]:
-    """Every balance one job counts in."""
+def keys_of(payer: Payer, guild_id: int | None, user_id: int) -> tuple[BalanceKey, ...]:
+    """Every balance one job counts in: its payer's (a server and the member in it, or the member's own
+    user-install budget) and the bot's."""
+    if payer is Payer.USER:
+        return (BalanceKey.user(user_id), BalanceKey.bot())
+    assert guild_id is not None, "a job a server pays for has its server"
     return (BalanceKey.guild(guild_id), BalanceKey.member(guild_id, user_id), BalanceKey.bot())
 
 
-_LOCK_RANK = {Scope.GUILD: 0, Scope.MEMBER: 1, Scope.BOT: 2}
+_LOCK_RANK = {Scope.GUILD: 0, Scope.MEMBER: 1, Scope.USER: 2, Scope.BOT: 3}
 
 
 def lock_order(row_key: tuple[BalanceKey, int]) -> tuple[int, int, int, int]:
@@ -106,8 +116,8 @@ class DayRange:
         return and_(balances.c.day >= self.first, balances.c.day < self.end)
 
 
-_COLUMNS = ("used", "reserved", "held", "jobs", "failures")  # Tally's fields, in order
-_SUMS = [func.coalesce(func.sum(getattr(balances.c, name)), 0) for name in _COLUMNS]
+COLUMNS = ("used", "reserved", "held", "jobs", "failures")  # Tally's fields, in order
+_SUMS = [func.coalesce(func.sum(getattr(balances.c, name)), 0) for name in COLUMNS]
 
 
 async def read(conn: AsyncConnection, key: BalanceKey, days: DayRange) -> Tally:
@@ -122,19 +132,19 @@ class Moves:
     def __init__(self) -> None:
         self.rows: dict[tuple[BalanceKey, int], Tally] = {}
 
-    def add(self, guild_id: int, user_id: int, created_at: datetime, delta: Tally) -> None:
+    def add(self, payer: Payer, guild_id: int | None, user_id: int, created_at: datetime, delta: Tally) -> None:
         """A job reserved at `created_at` now counts `delta` more (its day's rows and the all-time rows)."""
         if delta.is_zero:
             return
         day = day_number(created_at)
-        for key in keys_of(guild_id, user_id):
+        for key in keys_of(payer, guild_id, user_id):
             for bucket in (ALL_TIME, day):
                 self.rows[(key, bucket)] = self.rows.get((key, bucket), Tally()) + delta
 
     def count(self, entry: JournalEntry) -> None:
         """Add what one job of the journal counts."""
         counted = tally(entry.status, entry.credits_reserved, entry.credits_charged)
-        self.add(entry.guild_id, entry.user_id, entry.created_at, counted)
+        self.add(entry.payer, entry.guild_id, entry.user_id, entry.created_at, counted)
 
     async def write(self, conn: AsyncConnection, insert: Any) -> None:
         changed = sorted(
@@ -146,7 +156,7 @@ class Moves:
         statement = insert(balances).values(
             [
                 {"scope": key.scope.value, "guild_id": key.guild_id, "user_id": key.user_id, "day": day}
-                | dict(zip(_COLUMNS, delta.astuple(), strict=True))
+                | dict(zip(COLUMNS, delta.astuple(), strict=True))
                 for (key, day), delta in changed
             ]
         )
@@ -154,7 +164,7 @@ class Moves:
         await conn.execute(
             statement.on_conflict_do_update(
                 index_elements=[balances.c.scope, balances.c.guild_id, balances.c.user_id, balances.c.day],
-                set_={name: getattr(balances.c, name) + getattr(excluded, name) for name in _COLUMNS},
+                set_={name: getattr(balances.c, name) + getattr(excluded, name) for name in COLUMNS},
             )
         )
 
@@ -163,7 +173,8 @@ class Moves:
 class JournalEntry:
     """What of a job the balances depend on."""
 
-    guild_id: int
+    payer: Payer
+    guild_id: int | None
     user_id: int
     created_at: datetime
     status: JobStatus
@@ -190,9 +201,11 @@ def differences(stored: Mapping[tuple[BalanceKey, int], Tally], derived: Balance
         if have != want:
             key, day = row_key
             where = "all time" if day == ALL_TIME else day_date(day).isoformat()
-            owner = {Scope.BOT: "bot", Scope.GUILD: f"guild {key.guild_id}"}.get(
-                key.scope, f"member {key.user_id} in guild {key.guild_id}"
-            )
+            owner = {
+                Scope.BOT: "bot",
+                Scope.GUILD: f"guild {key.guild_id}",
+                Scope.USER: f"user install of {key.user_id}",
+            }.get(key.scope, f"member {key.user_id} in guild {key.guild_id}")
             lines.append(f"{owner}, {where}: stored {_describe(have)}, journal says {_describe(want)}")
     return lines
 

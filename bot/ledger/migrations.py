@@ -279,6 +279,97 @@ def _v6_lifecycle_and_balances(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_webhook_events_received ON webhook_events (received_at)")
 
 
+def _v7_jobs_sqlite(conn: Connection) -> None:
+    """SQLite cannot drop NOT NULL: rebuild jobs with a nullable guild_id and its payer, keeping every row and id."""
+    Table(
+        "jobs_v7",
+        MetaData(),
+        Column("id", Id, primary_key=True, autoincrement=True),
+        Column("interaction_id", BigInteger, nullable=False),
+        Column("guild_id", BigInteger),
+        Column("channel_id", BigInteger, nullable=False),
+        Column("user_id", BigInteger, nullable=False),
+        Column("application_id", BigInteger),
+        Column("interaction_token", Text),
+        Column("message_id", BigInteger),
+        Column("project_id", String(255), unique=True),
+        Column("status", String(16), nullable=False),
+        Column("credits_reserved", Integer, nullable=False),
+        Column("credits_charged", Integer),
+        Column("error", Text),
+        Column("input_url", Text),
+        Column("background_url", Text),
+        Column("name", Text),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+        Column("delivered", Boolean, nullable=False, server_default=text("0")),
+        Column("sent_at", UtcDateTime),
+        Column("delivery_owner", Text),
+        Column("delivery_claimed_at", UtcDateTime),
+        Column("request_id", String(40)),
+        Column("position", Integer, nullable=False, server_default=text("0")),
+        Column("input_filename", Text),
+        Column("payer", String(8), nullable=False, server_default=text("'guild'")),
+    ).create(conn)
+    columns = (
+        "id, interaction_id, guild_id, channel_id, user_id, application_id, interaction_token, message_id, "
+        "project_id, status, credits_reserved, credits_charged, error, input_url, background_url, name, created_at, "
+        'updated_at, delivered, sent_at, delivery_owner, delivery_claimed_at, request_id, "position", input_filename'
+    )
+    conn.exec_driver_sql(f"INSERT INTO jobs_v7 ({columns}) SELECT {columns} FROM jobs")  # noqa: S608
+    conn.exec_driver_sql("DROP TABLE jobs")
+    conn.exec_driver_sql("ALTER TABLE jobs_v7 RENAME TO jobs")
+    for statement in (
+        "CREATE INDEX ix_jobs_guild_created ON jobs (guild_id, created_at)",
+        "CREATE INDEX ix_jobs_status ON jobs (status)",
+        "CREATE INDEX ix_jobs_guild_user_created ON jobs (guild_id, user_id, created_at)",
+        "CREATE INDEX ix_jobs_created ON jobs (created_at)",
+        'CREATE UNIQUE INDEX ux_jobs_interaction_position ON jobs (interaction_id, "position")',
+        'CREATE UNIQUE INDEX ux_jobs_request_position ON jobs (request_id, "position")',
+    ):
+        conn.exec_driver_sql(statement)
+
+
+def _v7_requests_sqlite(conn: Connection) -> None:
+    Table(
+        "requests_v7",
+        MetaData(),
+        Column("id", String(40), primary_key=True),
+        Column("interaction_id", BigInteger, nullable=False, unique=True),
+        Column("guild_id", BigInteger),
+        Column("channel_id", BigInteger, nullable=False),
+        Column("user_id", BigInteger, nullable=False),
+        Column("application_id", BigInteger),
+        Column("interaction_token", Text),
+        Column("private", Boolean, nullable=False),
+        Column("images", Integer, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("payer", String(8), nullable=False, server_default=text("'guild'")),
+        Column("channel_posts", Boolean, nullable=False, server_default=text("1")),
+    ).create(conn)
+    columns = (
+        "id, interaction_id, guild_id, channel_id, user_id, application_id, interaction_token, private, images, "
+        "created_at"
+    )
+    conn.exec_driver_sql(f"INSERT INTO requests_v7 ({columns}) SELECT {columns} FROM requests")  # noqa: S608
+    conn.exec_driver_sql("DROP TABLE requests")
+    conn.exec_driver_sql("ALTER TABLE requests_v7 RENAME TO requests")
+
+
+def _v7_user_installs(conn: Connection) -> None:
+    """Members' own installs of the app pay from their own budget: a job's payer, a server only when one pays
+    (none in DMs), and whether the bot may post in the request's channel (not where it is not installed)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE jobs ALTER COLUMN guild_id DROP NOT NULL")
+        _add_column(conn, "jobs", "payer", String(8), "NOT NULL DEFAULT 'guild'")
+        conn.exec_driver_sql("ALTER TABLE requests ALTER COLUMN guild_id DROP NOT NULL")
+        _add_column(conn, "requests", "payer", String(8), "NOT NULL DEFAULT 'guild'")
+        _add_column(conn, "requests", "channel_posts", Boolean(), "NOT NULL DEFAULT true")
+    else:
+        _v7_jobs_sqlite(conn)
+        _v7_requests_sqlite(conn)
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1_initial),
     (2, _v2_delivery_members_alerts),
@@ -286,6 +377,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (4, _v4_webhook_events),
     (5, _v5_requests),
     (6, _v6_lifecycle_and_balances),
+    (7, _v7_user_installs),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from .lifecycle import JobStatus
 from .periods import Period, parse_period
@@ -12,15 +13,23 @@ COST_PER_JOB = 5
 """Credits Magic Hour charges for one background removal (refunded if the job ends in error)."""
 
 
+class Payer(StrEnum):
+    """Whose budget a request spends: the server that installed the bot, or the member's own user install."""
+
+    GUILD = "guild"
+    USER = "user"
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a request came from and where its answers go: one value, stored once per request.
 
-    The token lets the bot edit its reply for Discord's 15 minutes; it is a credential, so kept out of repr.
+    `guild_id` is None in DMs and group DMs. The token lets the bot edit its reply for Discord's 15 minutes;
+    it is a credential, so kept out of repr.
     """
 
     interaction_id: int
-    guild_id: int
+    guild_id: int | None
     channel_id: int
     user_id: int
     created_at: datetime
@@ -41,10 +50,16 @@ class LedgerDefaults:
     # The owner's spend across every server; None means no bot-wide budget.
     bot_budget: int | None = None
     bot_period: Period = Period.MONTH
+    # What a member may spend through their own install of the app; None: user installs are off.
+    user_install_limit: int | None = None
+    user_install_period: Period = Period.DAY
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "period", parse_period(self.period))
         object.__setattr__(self, "bot_period", parse_period(self.bot_period))
+        object.__setattr__(self, "user_install_period", parse_period(self.user_install_period))
+        if self.user_install_limit is not None and self.user_install_limit < 0:
+            raise ValueError("user-install credit limit must be 0 or more")
         if self.credit_limit < 0:
             raise ValueError("default credit limit must be 0 or more")
         if self.bot_budget is not None and self.bot_budget < 0:
@@ -64,7 +79,7 @@ class JobRecord:
 
     id: int
     interaction_id: int
-    guild_id: int
+    guild_id: int | None  # the paying server; None when the member's own budget paid
     channel_id: int
     user_id: int
     project_id: str | None
@@ -83,6 +98,7 @@ class JobRecord:
     request_id: str | None = None  # the request this image belongs to (several jobs may share one interaction)
     position: int = 0  # the image's place in its request, from 0
     input_filename: str | None = None  # the member's file name, for naming the result
+    payer: Payer = Payer.GUILD
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,8 @@ class RequestRecord:
     origin: Origin
     private: bool
     images: int
+    payer: Payer = Payer.GUILD
+    channel_posts: bool = True  # the bot is in the server: it may post in the channel (else: the interaction only)
 
     @property
     def interaction_id(self) -> int:
@@ -138,6 +156,7 @@ class Usage:
     member_limit: int | None = None
     held: int = 0  # part of `reserved`: jobs whose create may have reached Magic Hour but were never confirmed
     held_since: datetime | None = None  # created_at of the oldest of those
+    payer: Payer = Payer.GUILD  # whose budget these figures are: the server's, or the member's own
 
     @property
     def total(self) -> int:
@@ -151,7 +170,8 @@ class Usage:
 class LimitExceeded(Exception):
     """A reservation would overspend; carries what the user needs to be told.
 
-    scope is "guild", "member" or "bot" (the owner's budget across all servers). For "bot", used/limit
+    scope is "guild", "member", "user" (a member's own user-install budget) or "bot" (the owner's budget
+    across all servers). For "bot", used/limit
     are bot-wide figures that span other servers: tell members only that the bot is out of credits and
     when it resets, never the numbers.
     """
@@ -241,9 +261,26 @@ class BotUsage:
 
 
 @dataclass(frozen=True)
+class UserInstallReport:
+    """Spend through members' own installs of the app, all members together (they are not named)."""
+
+    members: int
+    used: int
+    reserved: int  # open holds (includes `held`)
+    held: int
+    jobs: int
+    failures: int
+
+    @property
+    def spend(self) -> int:
+        return self.used + self.reserved
+
+
+@dataclass(frozen=True)
 class Report:
     period: Period
     period_start: datetime
     resets_at: datetime | None
     guilds: tuple[GuildReport, ...]  # biggest spend first
     bot: BotUsage
+    user_installs: UserInstallReport | None = None  # None when no member's own install spent anything

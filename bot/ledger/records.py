@@ -12,7 +12,7 @@ from sqlalchemy.sql import ColumnElement
 
 from .balances import JournalEntry
 from .lifecycle import JobStatus
-from .models import JobRecord, Origin, RequestRecord
+from .models import JobRecord, Origin, Payer, RequestRecord
 from .schema import jobs
 
 
@@ -21,7 +21,7 @@ def job_record(row: Row[Any]) -> JobRecord:
     return JobRecord(
         id=int(data["id"]),
         interaction_id=int(data["interaction_id"]),
-        guild_id=int(data["guild_id"]),
+        guild_id=_optional_id(data["guild_id"]),
         channel_id=int(data["channel_id"]),
         user_id=int(data["user_id"]),
         project_id=data["project_id"],
@@ -40,6 +40,7 @@ def job_record(row: Row[Any]) -> JobRecord:
         request_id=data["request_id"],
         position=int(data["position"] or 0),
         input_filename=data["input_filename"],
+        payer=Payer(data["payer"]),
     )
 
 
@@ -47,26 +48,38 @@ def request_record(row: Row[Any]) -> RequestRecord:
     data = row._mapping
     origin = Origin(
         interaction_id=int(data["interaction_id"]),
-        guild_id=int(data["guild_id"]),
+        guild_id=_optional_id(data["guild_id"]),
         channel_id=int(data["channel_id"]),
         user_id=int(data["user_id"]),
         created_at=data["created_at"],
         application_id=data["application_id"],
         token=data["interaction_token"],
     )
-    return RequestRecord(id=data["id"], origin=origin, private=bool(data["private"]), images=int(data["images"]))
+    return RequestRecord(
+        id=data["id"],
+        origin=origin,
+        private=bool(data["private"]),
+        images=int(data["images"]),
+        payer=Payer(data["payer"]),
+        channel_posts=bool(data["channel_posts"]),
+    )
 
 
 def journal_entry(data: Any) -> JournalEntry:
     """A job as the balances see it (a row or a mapping with the same names)."""
     return JournalEntry(
-        guild_id=int(data.guild_id),
+        payer=Payer(data.payer),
+        guild_id=_optional_id(data.guild_id),
         user_id=int(data.user_id),
         created_at=data.created_at,
         status=JobStatus(data.status),
         credits_reserved=int(data.credits_reserved),
         credits_charged=None if data.credits_charged is None else int(data.credits_charged),
     )
+
+
+def _optional_id(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def job_key(interaction_id: int, position: int) -> ColumnElement[bool]:

@@ -16,7 +16,7 @@ from .balances import BalanceKey, DayRange, Scope
 from .core import LedgerCore, chunks
 from .lifecycle import JobStatus, Tally, tally
 from .limits import Limits
-from .models import BotUsage, GuildReport, JobRecord, Report, Usage
+from .models import BotUsage, GuildReport, JobRecord, Payer, Report, Usage, UserInstallReport
 from .periods import Period, as_utc, parse_period, period_bounds
 from .records import job_record, journal_entry
 from .schema import balances as balances_table
@@ -57,6 +57,27 @@ class Reports(Limits, LedgerCore):
                 member_limit=settings.member_limit,
                 held=server.held,
                 held_since=held_since,
+            )
+
+        return await self._run(work, write=False)
+
+    async def user_usage(self, user_id: int, now: datetime | None = None) -> Usage:
+        """A member's own user-install budget: what they spent through it this period, and its limit."""
+        moment = self._now(now)
+        limit, period = self.defaults.user_install_limit or 0, self.defaults.user_install_period
+        start, end = period_bounds(period, moment)
+
+        async def work(conn: AsyncConnection) -> Usage:
+            mine = await balances.read(conn, BalanceKey.user(user_id), DayRange.of(start, end))
+            return Usage(
+                used=mine.used,
+                reserved=mine.reserved + mine.held,
+                limit=limit,
+                period=period,
+                period_start=start,
+                resets_at=end,
+                held=mine.held,
+                payer=Payer.USER,
             )
 
         return await self._run(work, write=False)
@@ -204,9 +225,33 @@ class Reports(Limits, LedgerCore):
                         failures=int(r.failures),
                     )
                 )
-            return Report(window, start, end, tuple(guilds), await self._bot_usage(conn, moment))
+            return Report(
+                window,
+                start,
+                end,
+                tuple(guilds),
+                await self._bot_usage(conn, moment),
+                await self._user_installs(conn, days),
+            )
 
         return await self._run(work, write=False)
+
+    @staticmethod
+    async def _user_installs(conn: AsyncConnection, days: DayRange) -> UserInstallReport | None:
+        """Members' own installs, all together: how many members spent, and how much (nobody is named)."""
+        table = balances_table.c
+        row = (
+            await conn.execute(
+                select(
+                    func.count(func.distinct(table.user_id)),
+                    *(func.coalesce(func.sum(getattr(table, name)), 0) for name in balances.COLUMNS),
+                ).where(table.scope == Scope.USER.value, days.where(), table.jobs > 0)
+            )
+        ).one()
+        members, used, reserved, held, jobs_, failures = (int(value) for value in row)
+        if not jobs_:
+            return None
+        return UserInstallReport(members, used, reserved + held, held, jobs_, failures)
 
     async def spend_since(self, moment: datetime) -> int:
         """Credits counted bot-wide (charges and open holds) for jobs created since `moment` (a day's jobs)."""
@@ -234,6 +279,7 @@ class Reports(Limits, LedgerCore):
             }
             entries = await conn.stream(
                 select(
+                    jobs.c.payer,
                     jobs.c.guild_id,
                     jobs.c.user_id,
                     jobs.c.created_at,

@@ -16,14 +16,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import balances
-from .balances import BalanceKey, DayRange
+from .balances import COLUMNS, BalanceKey, DayRange
 from .lifecycle import JobStatus, tally
 from .limits import Limits
 from .migrations import BOT_BUDGET_LOCK_KEY
-from .models import COST_PER_JOB, GuildSettings, ImageSpec, JobRecord, LimitExceeded, Origin, RequestRecord
+from .models import COST_PER_JOB, GuildSettings, ImageSpec, JobRecord, LimitExceeded, Origin, Payer, RequestRecord
 from .periods import period_bounds
 from .records import job_record, new_request_id, request_record
-from .schema import guild_settings, jobs, meta, requests
+from .schema import ALL_TIME, guild_settings, jobs, meta, requests
+from .schema import balances as balances_table
 
 
 class Reservations(Limits):
@@ -31,10 +32,11 @@ class Reservations(Limits):
         self,
         *,
         interaction_id: int,
-        guild_id: int,
+        guild_id: int | None,
         channel_id: int,
         user_id: int,
         cost: int = COST_PER_JOB,
+        payer: Payer = Payer.GUILD,
         application_id: int | None = None,
         interaction_token: str | None = None,
         input_url: str | None = None,
@@ -54,34 +56,55 @@ class Reservations(Limits):
             token=interaction_token,
         )
         image = ImageSpec(input_url=input_url, background_url=background_url, name=name)
-        _, reserved = await self.reserve_request(origin, [image], cost=cost, private=False)
+        _, reserved = await self.reserve_request(origin, [image], cost=cost, private=False, payer=payer)
         return reserved[0]
 
     async def reserve_request(
-        self, origin: Origin, images: Sequence[ImageSpec], *, private: bool, cost: int = COST_PER_JOB
+        self,
+        origin: Origin,
+        images: Sequence[ImageSpec],
+        *,
+        private: bool,
+        payer: Payer = Payer.GUILD,
+        channel_posts: bool = True,
+        cost: int = COST_PER_JOB,
     ) -> tuple[RequestRecord, list[JobRecord]]:
         """Hold `cost` credits per image for a whole request, all or nothing, or raise LimitExceeded
         (its `cost` is the request's total); a repeated interaction gets its request back.
 
-        The request's time is `origin.created_at` (the interaction's): the day its credits count on.
+        `payer` says whose budget: the server's (its limit and member limit apply) or the member's own
+        user-install budget (`LedgerDefaults.user_install_limit`); the bot-wide budget applies to both. The
+        request's time is `origin.created_at` (the interaction's): the day its credits count on.
         """
         if cost < 0:
             raise ValueError("cost must be 0 or more")
         if not images:
             raise ValueError("a request needs at least one image")
+        if payer is Payer.GUILD and origin.guild_id is None:
+            raise ValueError("a server can only pay for a request made in it")
+        if payer is Payer.USER and self.defaults.user_install_limit is None:
+            raise ValueError("user installs are off: USER_INSTALL_CREDIT_LIMIT is not set")
         moment = self._now(origin.created_at)
+        paying_guild = origin.guild_id if payer is Payer.GUILD else None
         count = len(images)
         total_cost = cost * count
         request_id = new_request_id()
 
         async def work(conn: AsyncConnection) -> tuple[RequestRecord, list[JobRecord]]:
             if self.defaults.bot_budget is not None:
-                await self._lock_bot(conn)  # always before the guild row: one lock order for everyone
-            settings = await self._lock_guild(conn, origin.guild_id, moment)
+                await self._lock_bot(conn)  # always before the payer's row: one lock order for everyone
+            if paying_guild is not None:
+                settings = await self._lock_guild(conn, paying_guild, moment)
+            else:
+                await self._lock_user(conn, origin.user_id)
             existing = await self._request_by_interaction(conn, origin.interaction_id)
             if existing is not None:
                 return existing
-            await self._check_fits(conn, settings, origin.user_id, moment, total_cost, count)
+            if paying_guild is not None:
+                await self._check_guild_fits(conn, settings, origin.user_id, moment, total_cost, count)
+            else:
+                await self._check_user_fits(conn, origin.user_id, moment, total_cost, count)
+            await self._check_bot_fits(conn, moment, total_cost, count)
             request_row = (
                 await conn.execute(
                     requests.insert()
@@ -96,6 +119,8 @@ class Reservations(Limits):
                         private=private,
                         images=count,
                         created_at=moment,
+                        payer=payer.value,
+                        channel_posts=channel_posts,
                     )
                     .returning(*requests.c)
                 )
@@ -109,7 +134,8 @@ class Reservations(Limits):
                                 "interaction_id": origin.interaction_id,
                                 "request_id": request_id,
                                 "position": position,
-                                "guild_id": origin.guild_id,
+                                "guild_id": paying_guild,
+                                "payer": payer.value,
                                 "channel_id": origin.channel_id,
                                 "user_id": origin.user_id,
                                 "status": JobStatus.RESERVED.value,
@@ -130,7 +156,7 @@ class Reservations(Limits):
             ).all()
             moves = balances.Moves()
             for _ in images:
-                moves.add(origin.guild_id, origin.user_id, moment, tally(JobStatus.RESERVED, cost, None))
+                moves.add(payer, paying_guild, origin.user_id, moment, tally(JobStatus.RESERVED, cost, None))
             await moves.write(conn, self._insert)
             records = sorted((job_record(row) for row in rows), key=lambda record: record.position)
             return request_record(request_row), records
@@ -144,10 +170,10 @@ class Reservations(Limits):
                 raise
             return found
 
-    async def _check_fits(
+    async def _check_guild_fits(
         self, conn: AsyncConnection, settings: GuildSettings, user_id: int, moment: datetime, cost: int, images: int
     ) -> None:
-        """Raise LimitExceeded unless `cost` more credits fit the server's, the member's and the bot's limits."""
+        """Raise LimitExceeded unless `cost` more credits fit the server's limit and its member limit."""
         start, end = period_bounds(settings.period, moment)
         days = DayRange.of(start, end)
         server = await balances.read(conn, BalanceKey.guild(settings.guild_id), days)
@@ -157,13 +183,27 @@ class Reservations(Limits):
             member = await balances.read(conn, BalanceKey.member(settings.guild_id, user_id), days)
             if member.counted + cost > settings.member_limit:
                 raise LimitExceeded("member", member.counted, settings.member_limit, settings.period, end, cost, images)
+
+    async def _check_user_fits(
+        self, conn: AsyncConnection, user_id: int, moment: datetime, cost: int, images: int
+    ) -> None:
+        """Raise LimitExceeded unless `cost` more credits fit the member's own user-install budget."""
+        limit, period = self.defaults.user_install_limit, self.defaults.user_install_period
+        assert limit is not None
+        start, end = period_bounds(period, moment)
+        mine = await balances.read(conn, BalanceKey.user(user_id), DayRange.of(start, end))
+        if mine.counted + cost > limit:
+            raise LimitExceeded("user", mine.counted, limit, period, end, cost, images)
+
+    async def _check_bot_fits(self, conn: AsyncConnection, moment: datetime, cost: int, images: int) -> None:
         budget = self.defaults.bot_budget
-        if budget is not None:
-            period = self.defaults.bot_period
-            bot_start, bot_end = period_bounds(period, moment)
-            bot = await balances.read(conn, BalanceKey.bot(), DayRange.of(bot_start, bot_end))
-            if bot.counted + cost > budget:
-                raise LimitExceeded("bot", bot.counted, budget, period, bot_end, cost, images)
+        if budget is None:
+            return
+        period = self.defaults.bot_period
+        start, end = period_bounds(period, moment)
+        bot = await balances.read(conn, BalanceKey.bot(), DayRange.of(start, end))
+        if bot.counted + cost > budget:
+            raise LimitExceeded("bot", bot.counted, budget, period, end, cost, images)
 
     async def _request_by_interaction(
         self, conn: AsyncConnection, interaction_id: int
@@ -206,6 +246,21 @@ class Reservations(Limits):
             .on_conflict_do_nothing(index_elements=[meta.c.key])
         )
         (await conn.execute(lock)).one()
+
+    async def _lock_user(self, conn: AsyncConnection, user_id: int) -> None:
+        """The per-member mutex of a user-install budget: the member's all-time balance row (created if new).
+
+        On SQLite FOR UPDATE renders as nothing; the IMMEDIATE transaction already holds the write lock.
+        """
+        key = BalanceKey.user(user_id)
+        await conn.execute(
+            self._insert(balances_table)
+            .values(scope=key.scope.value, guild_id=0, user_id=user_id, day=ALL_TIME, **dict.fromkeys(COLUMNS, 0))
+            .on_conflict_do_nothing()
+        )
+        await conn.execute(
+            select(balances_table.c.day).where(key.where(), balances_table.c.day == ALL_TIME).with_for_update()
+        )
 
     async def _lock_guild(self, conn: AsyncConnection, guild_id: int, now: datetime) -> GuildSettings:
         """Make sure the guild row exists, then lock it: the per-guild mutex every reservation takes.

@@ -66,7 +66,7 @@ jobs = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("interaction_id", BigInteger, nullable=False),  # the request's; unique with `position` since v5
-    Column("guild_id", BigInteger, nullable=False),
+    Column("guild_id", BigInteger),  # the paying server; NULL when the member's own install paid (since v7)
     Column("channel_id", BigInteger, nullable=False),
     Column("user_id", BigInteger, nullable=False),
     Column("application_id", BigInteger),
@@ -89,6 +89,7 @@ jobs = Table(
     Column("request_id", String(REQUEST_ID_MAX)),
     Column("position", Integer, nullable=False, server_default="0"),
     Column("input_filename", Text),
+    Column("payer", String(8), nullable=False, server_default="guild"),  # "guild" or "user", since v7
 )
 
 requests = Table(
@@ -96,7 +97,7 @@ requests = Table(
     metadata,
     Column("id", String(REQUEST_ID_MAX), primary_key=True),
     Column("interaction_id", BigInteger, nullable=False, unique=True),
-    Column("guild_id", BigInteger, nullable=False),
+    Column("guild_id", BigInteger),  # where it was asked; NULL in DMs (since v7)
     Column("channel_id", BigInteger, nullable=False),
     Column("user_id", BigInteger, nullable=False),
     Column("application_id", BigInteger),
@@ -104,6 +105,8 @@ requests = Table(
     Column("private", Boolean, nullable=False, default=False),
     Column("images", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("payer", String(8), nullable=False, server_default="guild"),  # since v7
+    Column("channel_posts", Boolean, nullable=False, server_default="1"),  # may the bot post there (since v7)
 )
 
 guild_settings = Table(
@@ -151,7 +154,8 @@ ALL_TIME = -1
 balances = Table(
     "balances",
     metadata,
-    # scope: "bot" (guild_id = user_id = 0), "guild" (user_id = 0) or "member" (a member in a guild).
+    # scope: "bot" (guild_id = user_id = 0), "guild" (user_id = 0), "member" (a member in a guild) or "user" (a
+    # member's own user-install budget, guild_id = 0).
     Column("scope", String(8), primary_key=True),
     Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),

@@ -87,7 +87,7 @@ class Transitions(LedgerCore):
         after = job_record(row)
         was = tally(before.status, before.credits_reserved, before.credits_charged)
         now = tally(after.status, after.credits_reserved, after.credits_charged)
-        moves.add(after.guild_id, after.user_id, after.created_at, now - was)
+        moves.add(after.payer, after.guild_id, after.user_id, after.created_at, now - was)
         if target in FINAL_STATUSES and before.project_id is not None:
             # A settled job's events are of no more use, and their payloads carry members' result links.
             await conn.execute(delete(webhook_events).where(webhook_events.c.project_id == before.project_id))
@@ -296,6 +296,8 @@ class Transitions(LedgerCore):
     ) -> list[JobRecord]:
         """Start-up, for this process's guilds only (`owns_guild`; None = all): returns the jobs to poll.
 
+        Jobs a member's own install paid for have no server: they belong to whoever owns guild id 0 (shard 0).
+
         A dead process's jobs move as `lifecycle.ON_RESTART` says (queued → refunded, sending → held);
         `RESUMABLE` ones (submitted) are returned to be polled to their end. Also forgets expired tokens.
         """
@@ -308,7 +310,7 @@ class Transitions(LedgerCore):
                 .where(jobs.c.status.in_([status.value for status in ON_RESTART]))
                 .order_by(jobs.c.id)
             )
-            ids = [int(row.id) for row in found if mine(int(row.guild_id))]
+            ids = [int(row.id) for row in found if mine(int(row.guild_id or 0))]
             moved: dict[JobStatus, int] = {}
             moves = balances.Moves()
             for chunk in chunks(ids):
@@ -342,7 +344,7 @@ class Transitions(LedgerCore):
             )
             return [job_record(row) for row in rows]
 
-        return [job for job in await self._run(resumable, write=False) if mine(job.guild_id)]
+        return [job for job in await self._run(resumable, write=False) if mine(job.guild_id or 0)]
 
     async def held(self, guild_id: int) -> HeldJobs:
         """Jobs Magic Hour never confirmed (across all periods): how many, their credits, since when."""

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from bot.inputs import IMAGE_EXTENSIONS
 from bot.jobs import Charge, Failure, FailureKind, JobResult, RequestResult, StillRunning, classify
-from bot.ledger import HeldJobs, LimitExceeded, Period, Usage
+from bot.ledger import HeldJobs, LimitExceeded, Payer, Period, Usage
 from bot.magic_hour import ProjectStatus
 
 PERIOD_WORDS: dict[Period, str] = {
@@ -35,8 +35,10 @@ def code(text: str, limit: int = 100) -> str:
 
 
 def usage_line(usage: Usage) -> str:
+    """Where the paying budget stands: the server's, or the member's own (a user install)."""
     period = PERIOD_WORDS[Period(usage.period)]
-    line = f"This server has used {usage.total} of {usage.limit} credits {period}".rstrip() + "."
+    whose = "You have" if usage.payer is Payer.USER else "This server has"
+    line = f"{whose} used {usage.total} of {usage.limit} credits {period}".rstrip() + "."
     if usage.resets_at is not None:
         line += f" The limit resets {timestamp(usage.resets_at)}."
     return line
@@ -48,6 +50,13 @@ def limit_alert(threshold: int, usage: Usage) -> str:
 
 def not_enabled_here() -> str:
     return "🔒 This bot is not enabled in this server. Its owner decides where it runs."
+
+
+def not_installed_here(in_server: bool) -> str:
+    """A command from where nobody may pay: a server that did not add the bot, or a DM (user installs off)."""
+    if in_server:
+        return "🔒 This bot isn't installed in this server. A server admin can add it."
+    return "This command only works in a server that added the bot."
 
 
 def no_image_in_message() -> str:
@@ -195,7 +204,7 @@ def limit_exceeded(error: LimitExceeded) -> str:
         )
         if error.resets_at is not None:
             return text + f" The limit resets {timestamp(error.resets_at)}."
-        return text + " A server admin can raise it with `/credits set-limit`."
+        return text + _who_raises(error)
     text = (
         f"🚫 {whose} can't start another background removal: {error.used} of {error.limit} credits "
         f"used {period}, and each one costs {error.cost}."
@@ -203,8 +212,14 @@ def limit_exceeded(error: LimitExceeded) -> str:
     if error.resets_at is not None:
         text += f" The limit resets {timestamp(error.resets_at)}."
     else:
-        text += " A server admin can raise it with `/credits set-limit`."
+        text += _who_raises(error)
     return text
+
+
+def _who_raises(error: LimitExceeded) -> str:
+    if error.scope == "user":  # a member's own install: its budget is the bot owner's setting
+        return " The bot's owner sets this personal budget."
+    return " A server admin can raise it with `/credits set-limit`."
 
 
 def _jobs(count: int) -> str:

@@ -56,6 +56,8 @@ def ledger_defaults(settings: Settings) -> LedgerDefaults:
         max_credit_limit=settings.max_guild_credit_limit,
         bot_budget=settings.bot_credit_budget,
         bot_period=settings.bot_credit_period,
+        user_install_limit=settings.user_install_credit_limit,
+        user_install_period=settings.user_install_credit_period,
     )
 
 

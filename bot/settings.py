@@ -52,7 +52,9 @@ class Settings:
     max_guild_credit_limit: int | None = None  # None: the default server limit (admins may lower, not raise)
     bot_credit_budget: int | None = None  # across every server; None: no bot-wide budget
     bot_credit_period: Period = Period.MONTH
-    allowed_guild_ids: frozenset[int] | None = None  # None: every server the bot is in
+    allowed_guild_ids: frozenset[int] | None = None  # None: every server the bot is in (server installs only)
+    user_install_credit_limit: int | None = None  # credits per member per period through their own install; None: off
+    user_install_credit_period: Period = Period.DAY
     low_balance_credits: int | None = None  # tell the owner when the Magic Hour balance falls below this
     owner_alert_channel_id: int | None = None  # where owner alerts go instead of a DM
     shard_count: int | None = None
@@ -227,6 +229,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         bot_credit_budget=integer("bot_credit_budget"),
         bot_credit_period=period("bot_credit_period"),
         allowed_guild_ids=allowed,
+        user_install_credit_limit=integer("user_install_credit_limit"),
+        user_install_credit_period=period("user_install_credit_period"),
         low_balance_credits=integer("low_balance_credits", minimum=1),
         owner_alert_channel_id=integer("owner_alert_channel_id", minimum=1),
         shard_count=shard_count,

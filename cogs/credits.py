@@ -76,6 +76,7 @@ def history_line(record: JobRecord) -> str:
 
 
 @app_commands.guild_only()
+@app_commands.allowed_installs(guilds=True, users=False)  # a server's budget: never offered to user installs
 class Credits(commands.GroupCog, group_name="credits", group_description="Magic Hour credits for this server"):
     def __init__(self, bot: BackgroundBot) -> None:
         self.bot = bot

@@ -16,11 +16,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import replies
-from bot.adapter.checks import require_guild
 from bot.adapter.events import InteractionEvents
+from bot.adapter.installs import open_to_members, payer_of
 from bot.inputs import InputFile, is_image, problem_with
 from bot.jobs import ImageInput, ImageJob, InputRefresher, MemberBusy, Request, ShuttingDown, job_name
-from bot.ledger import Origin
+from bot.ledger import Origin, Payer
 
 if TYPE_CHECKING:
     from bot.adapter.bot import BackgroundBot
@@ -44,13 +44,10 @@ class RemoveBackground(commands.Cog):
     def __init__(self, bot: BackgroundBot) -> None:
         self.bot = bot
         self.menu = app_commands.ContextMenu(name="Remove background", callback=self.remove_background_menu)
-        self.menu.guild_only = True
-        self.menu.add_check(require_guild)
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return require_guild(interaction)
 
     async def cog_load(self) -> None:
+        for command in (self.remove_background, self.menu):
+            open_to_members(command, self.bot.settings)
         self.bot.tree.add_command(self.menu)
 
     async def cog_unload(self) -> None:
@@ -66,7 +63,6 @@ class RemoveBackground(commands.Cog):
         name="Optional: a name for the job at Magic Hour",
         private="Optional: show the whole exchange to you only",
     )
-    @app_commands.guild_only()
     async def remove_background(
         self,
         interaction: discord.Interaction,
@@ -118,12 +114,15 @@ class RemoveBackground(commands.Cog):
         private: bool,
     ) -> None:
         bot = self.bot
+        payer = payer_of(interaction, bot.settings)
+        if payer is None:
+            await interaction.response.send_message(replies.not_installed_here(interaction.guild_id is not None), ephemeral=True)
+            return
         for item in [*inputs, *([background] if background else [])]:
             if problem := problem_with(item, bot.settings.max_input_bytes):
                 await interaction.response.send_message(f"❌ {problem} Nothing was charged.", ephemeral=True)
                 return
         guild_id = interaction.guild_id
-        assert guild_id is not None  # guild_only
         runner = bot.runner
         active = runner.member_active(interaction.user.id)
         if not runner.accepting or active >= runner.max_per_member:
@@ -143,6 +142,8 @@ class RemoveBackground(commands.Cog):
         label = (
             name or f"Discord {interaction.guild.name if interaction.guild and interaction.guild.name else guild_id}"
         )
+        if guild_id is None and name is None:
+            label = "Discord DM"
         request = Request(
             origin=origin,
             images=tuple(
@@ -152,8 +153,10 @@ class RemoveBackground(commands.Cog):
             private=private,
             background_url=background.url if background else None,
             upload_limit=interaction.filesize_limit,
+            payer=payer,
+            channel_posts=payer is Payer.GUILD,  # elsewhere the bot is not in the channel: the interaction only
         )
-        events = InteractionEvents(bot, runner, interaction, [item.filename for item in inputs], private=private)
+        events = InteractionEvents(bot, runner, interaction, request)
         await runner.run(request, events, refresh)
 
     async def _upload_copy(self, attachment: discord.Attachment) -> str:

@@ -14,7 +14,7 @@ from bot.adapter.progress import ThrottledEditor
 from bot.adapter.reply import Reply
 from bot.adapter.views import CancelView
 from bot.inputs import output_filename
-from bot.jobs import JobEvents, JobResult, JobRunner, RequestEvents, RequestResult
+from bot.jobs import JobEvents, JobResult, JobRunner, Request, RequestEvents, RequestResult
 from bot.ledger import RequestRecord
 from bot.magic_hour import ProjectStatus
 
@@ -69,21 +69,17 @@ class InteractionEvents(RequestEvents):
     """Shows one request's progress in the reply to the member's command."""
 
     def __init__(
-        self,
-        client: discord.Client,
-        runner: JobRunner,
-        interaction: discord.Interaction,
-        filenames: list[str | None],
-        *,
-        private: bool,
+        self, client: discord.Client, runner: JobRunner, interaction: discord.Interaction, request: Request
     ) -> None:
         self.runner = runner
         self.interaction = interaction
-        self.filenames = filenames
-        self.reply = Reply.for_interaction(client, interaction, private=private)
+        self.filenames = [image.filename for image in request.images]
+        self.reply = Reply.for_interaction(
+            client, interaction, private=request.private, channel_posts=request.channel_posts
+        )
         self.editor = ThrottledEditor(self.reply.edit_progress)
         self.view: CancelView | None = None
-        self.progress = _Progress(len(filenames))
+        self.progress = _Progress(len(self.filenames))
 
     @property
     def single(self) -> bool:

@@ -17,9 +17,20 @@ class Pack:
     links: list[int] = field(default_factory=list)  # positions too large for any message: sent as links
 
 
-def pack_files(files: list[tuple[int, int]], *, first_limit: int, later_limit: int) -> Pack:
+def pack_files(
+    files: list[tuple[int, int]], *, first_limit: int, later_limit: int, max_messages: int | None = None
+) -> Pack:
     """`files` is (position, size) in order; the first message may carry `first_limit` bytes, later ones
-    `later_limit` (a followup has the reply's limit, a channel post the default one)."""
+    `later_limit` (a followup has the reply's limit, a channel post the default one). With `max_messages`
+    (Discord caps the follow-ups of an app that is only user-installed), what needs more messages is linked."""
+    pack = _pack(files, first_limit=first_limit, later_limit=later_limit)
+    if max_messages is not None and len(pack.messages) > max_messages:
+        overflow = [position for message in pack.messages[max_messages:] for position in message]
+        pack = Pack(messages=pack.messages[:max_messages], links=sorted(pack.links + overflow))
+    return pack
+
+
+def _pack(files: list[tuple[int, int]], *, first_limit: int, later_limit: int) -> Pack:
     pack = Pack()
     current: list[int] = []
     used = 0

@@ -23,6 +23,7 @@ from bot.ledger import RequestRecord
 log = logging.getLogger("bot.adapter.reply")
 
 TOKEN_LIFETIME = timedelta(minutes=15)
+USER_INSTALL_FOLLOWUPS = 5  # Discord's cap on follow-ups where the app is only user-installed
 TOKEN_MARGIN = timedelta(seconds=30)  # don't start an edit the token may not outlive
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # servers without boosts
 FileMaker = Callable[
@@ -45,6 +46,7 @@ class Reply:
         interaction: discord.Interaction | None = None,
         filesize_limit: int = DEFAULT_UPLOAD_LIMIT,
         private: bool,
+        channel_posts: bool,
     ) -> None:
         self.bot = bot
         self.channel_id = channel_id
@@ -56,6 +58,9 @@ class Reply:
         self.interaction = interaction
         self.filesize_limit = filesize_limit
         self.private = private  # the member asked for an ephemeral exchange: never post in the channel
+        # Where the bot is not installed (a member's own install) it can only answer through the interaction.
+        self.channel_posts = channel_posts and not private
+        self.followups_left = None if channel_posts else USER_INSTALL_FOLLOWUPS
 
     @classmethod
     def for_request(cls, bot: discord.Client, request: RequestRecord) -> Reply:
@@ -71,10 +76,13 @@ class Reply:
             application_id=origin.application_id,
             token=origin.token,
             private=request.private,
+            channel_posts=request.channel_posts,
         )
 
     @classmethod
-    def for_interaction(cls, bot: discord.Client, interaction: discord.Interaction, *, private: bool) -> Reply:
+    def for_interaction(
+        cls, bot: discord.Client, interaction: discord.Interaction, *, private: bool, channel_posts: bool
+    ) -> Reply:
         return cls(
             bot,
             channel_id=interaction.channel_id or 0,
@@ -86,6 +94,7 @@ class Reply:
             interaction=interaction,
             filesize_limit=interaction.filesize_limit,
             private=private,
+            channel_posts=channel_posts,
         )
 
     def token_seconds_left(self) -> float:
@@ -124,7 +133,7 @@ class Reply:
         attempts: list[tuple[str, FileMaker | None]] = [(content, file)]
         if file is not None and without_file is not None:
             attempts.append((without_file, None))
-        for text, attachment in attempts if not self.private else []:
+        for text, attachment in attempts if self.channel_posts else []:
             if await self._post_in_channel(text, attachment):
                 return True
         for text, attachment in attempts:
@@ -166,7 +175,8 @@ class Reply:
             for outcome in batch.delivered
             if outcome.result is not None and outcome.result.file is not None
         ]
-        pack = pack_files(files, first_limit=later_limit, later_limit=later_limit)
+        most = None if self.followups_left is None else 1 + self.followups_left
+        pack = pack_files(files, first_limit=later_limit, later_limit=later_limit, max_messages=most)
         by_position = {outcome.position: outcome for outcome in batch.outcomes}
         links = [
             self._link(by_position[position].result, by_position[position].filename)
@@ -256,17 +266,19 @@ class Reply:
 
     async def _send_more(self, content: str, files: FileMaker | None = None) -> bool:
         """A further message of the same result: a followup while the token lives, else the channel (or DM)."""
-        if self.token_seconds_left() > 0:
+        if self.token_seconds_left() > 0 and self.followups_left != 0:
             try:
                 webhook = self._followup()
                 if files is not None:
                     await webhook.send(content, files=_listed(files()), ephemeral=self.private)
                 else:
                     await webhook.send(content, ephemeral=self.private)
+                if self.followups_left is not None:
+                    self.followups_left -= 1
                 return True
             except discord.HTTPException as error:
                 log.warning("followup failed (status %s); posting in the channel instead", error.status)
-        if not self.private and await self._post_in_channel(content, files):
+        if self.channel_posts and await self._post_in_channel(content, files):
             return True
         return await self._send_dm(content, files)
 

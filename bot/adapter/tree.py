@@ -21,8 +21,10 @@ class BotTree(app_commands.CommandTree):
     allowed_guild_ids: frozenset[int] | None = None
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """`ALLOWED_GUILD_IDS` governs server installs: a server that added the bot but is not allowed is refused,
+        even when the member also installed the app; a member's own install elsewhere pays for itself."""
         allowed = self.allowed_guild_ids
-        if allowed is None or interaction.guild_id is None or interaction.guild_id in allowed:
+        if allowed is None or not interaction.is_guild_integration() or interaction.guild_id in allowed:
             return True
         log.info("refused a command in a server that is not allowed guild=%s", interaction.guild_id)
         try:

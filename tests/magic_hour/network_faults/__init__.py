@@ -1,0 +1,1 @@
+"""The Magic Hour client against faults only a real network produces, injected with aioresponses."""

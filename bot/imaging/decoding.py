@@ -2,8 +2,9 @@
 
 A PNG's header can promise far more pixels than its few compressed bytes suggest, and decoding
 allocates them all (4 bytes each as RGBA, and the steps after copy them). The size is checked from
-the header before any pixel is decoded, so an oversized image costs nothing; Pillow's own
-decompression-bomb limit is lowered to the same figure as a second line of defence.
+the header before any pixel is decoded, so an oversized image costs nothing; `configure_pillow`
+(called by `ImageWorker`) lowers Pillow's own decompression-bomb limit to the same figure as a second
+line of defence.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from enum import StrEnum
 
 from PIL import Image
 
-# About 40 megapixels: 160 MB as RGBA, and a step of processing holds roughly twice that.
+# 40 megapixels: 160 MB as RGBA; processing one at this size peaks near 300 MB (`python -m bench.imaging`).
 MAX_PIXELS = 40_000_000
 # The formats the bot's own results come in (Magic Hour's PNG, our WebP) and common stills; fewer decoders
 # reachable from untrusted bytes is less attack surface.
@@ -46,6 +47,8 @@ class Header:
 
 @dataclass(frozen=True)
 class Refused:
+    """The image was not decoded, and why."""
+
     problem: ImageProblem
     width: int | None = None  # known when the header could be read
     height: int | None = None

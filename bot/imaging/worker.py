@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import ParamSpec, Self, TypeVar
 
-from .decoding import MAX_PIXELS, configure_pillow
+from .decoding import configure_pillow
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,10 +27,10 @@ R = TypeVar("R")
 class ImageWorker:
     """`await worker.run(process, data, options)`: at most `max_parallel` image functions run at once."""
 
-    def __init__(self, max_parallel: int = 2, max_pixels: int = MAX_PIXELS) -> None:
+    def __init__(self, max_parallel: int = 2) -> None:
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
-        configure_pillow(max_pixels)
+        configure_pillow()
         self.max_parallel = max_parallel
         self._slots = asyncio.Semaphore(max_parallel)
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="imaging")

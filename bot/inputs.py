@@ -87,8 +87,12 @@ def problem_with(item: InputFile, max_bytes: int) -> str | None:
     return None
 
 
-def output_filename(input_filename: str | None) -> str:
-    """`cat.jpg` → `cat-no-background.png`: the member recognises the file, and the result is always PNG."""
+# What a result's name adds to its input's: `shoe.jpg` → `shoe-no-background.png`.
+RESULT_SUFFIX = "-no-background"
+
+
+def output_filename(input_filename: str | None, fmt: str = "png") -> str:
+    """`cat.jpg` → `cat-no-background.png` (or `.webp` when that was asked for): the member recognises the file."""
     stem = PurePosixPath(input_filename or "image").stem or "image"
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:60].strip("-") or "image"
-    return f"{safe}-no-background.png"
+    return f"{safe}{RESULT_SUFFIX}.{fmt}"

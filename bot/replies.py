@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.imaging import ImageProblem, ResultOptions
 from bot.inputs import IMAGE_EXTENSIONS
 from bot.jobs import Charge, Failure, FailureKind, JobResult, RequestResult, StillRunning, classify
 from bot.ledger import HeldJobs, LimitExceeded, Payer, Period, Usage
@@ -133,9 +134,16 @@ def batch_success(result: RequestResult, *, links: list[str], following: int) ->
         text = f"❌ None of the {total} images could be processed."
     else:
         text = f"✅ Backgrounds removed from {done} of {total} images. They cost {credits_word(credits)} in total."
+        asked = next((o.result.applied for o in result.delivered if o.result and o.result.not_applied is None), None)
+        if asked is not None and (words := applied_options(asked)) is not None:
+            text += f" Done to each: {words}."
     if result.usage is not None:
         text += f" {usage_line(result.usage)}"
     lines = [text]
+    for outcome in result.delivered:
+        if outcome.result is not None and outcome.result.not_applied is not None:
+            name = code(outcome.filename or f"image {outcome.position + 1}")
+            lines.append(f"ℹ️ {name}: {not_applied(outcome.result.not_applied)}")
     for outcome in result.failures:
         lines.append(f"❌ {code(outcome.filename or f'image {outcome.position + 1}')}: {image_failure(outcome.error)}")
     lines.extend(links)
@@ -156,9 +164,41 @@ def dm_preface(channel_id: int) -> str:
     return f"I couldn't post in <#{channel_id}>, so here is your background removal:"
 
 
+def applied_options(options: ResultOptions) -> str | None:
+    """What was done to a result locally, in a few words: "trimmed, on #FFFFFF, as WebP"."""
+    words = {
+        "trim": lambda _value: "trimmed to the subject",
+        "color": lambda value: f"on {value}",
+        "format": lambda value: f"as {'WebP' if value == 'webp' else value.upper()}",
+    }
+    parts = [words[option.name](option.value) for option in options.describe()]
+    return ", ".join(parts) if parts else None
+
+
+def not_applied(problem: ImageProblem) -> str:
+    """Why a result went out as Magic Hour made it although options were asked for."""
+    match problem:
+        case ImageProblem.TOO_LARGE:
+            return "The options were not applied: the image is too large to process here."
+        case ImageProblem.TOO_MANY_BYTES:
+            return "The options were not applied: the processed image would be too large to upload here."
+        case ImageProblem.NOTHING_VISIBLE:
+            return "The options were not applied: nothing is left of the subject to trim to."
+    return "The options were not applied: the image could not be read."
+
+
+def _options_note(result: JobResult) -> str:
+    if result.not_applied is not None:
+        return f" {not_applied(result.not_applied)}"
+    if (done := applied_options(result.applied)) is not None:
+        return f" Done: {done}."
+    return ""
+
+
 def success(result: JobResult, *, attached: bool, reason: str | None = None) -> str:
     credits = result.credits_charged
     text = f"✅ Background removed. It cost {credits} credit{'s' if credits != 1 else ''}."
+    text += _options_note(result)
     if result.usage is not None:
         text += f" {usage_line(result.usage)}"
     if attached:

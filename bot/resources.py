@@ -17,7 +17,9 @@ import aiohttp
 
 from bot.balance import BalanceWatch
 from bot.credit_alerts import CreditAlerts
+from bot.imaging import ImageWorker
 from bot.jobs import JobRunner
+from bot.jobs.cleanup import DeletePolicy, Janitor
 from bot.ledger import Ledger, LedgerDefaults, normalize_database_url, redact_database_url
 from bot.ledger.durations import DurationKeeper, load_estimate
 from bot.ledger.migrations import SchemaTooNewError
@@ -122,6 +124,7 @@ async def open_resources(
             hub.live = True
         balance = BalanceWatch(client, ledger, low_threshold=settings.low_balance_credits)
         stack.push_async_callback(balance.close)
+        images = await stack.enter_async_context(ImageWorker(max_parallel=settings.image_processing_slots))
         runner = JobRunner(
             client,
             ledger,
@@ -133,7 +136,11 @@ async def open_resources(
             max_output_bytes=settings.max_output_bytes,
             poll_policy=EstimatedPolicy(estimate, fallback=fallback),
             balance=balance,
+            images=images,
+            delete_results=DeletePolicy(settings.delete_results_after_delivery),
         )
+        # Deletions run until the runner has drained (entered before it: closed after it).
+        runner.janitor = await stack.enter_async_context(Janitor(client, ledger).running())
         await stack.enter_async_context(runner.closing(settings.shutdown_grace_seconds))
         yield Resources(
             ledger=ledger,

@@ -62,6 +62,8 @@ class Settings:
     port: int | None = None
     host: str = "0.0.0.0"  # noqa: S104 - a platform's router reaches the process on every interface
     magic_hour_webhook_secret: str | None = field(default=None, repr=False)
+    delete_results_after_delivery: str = "private"  # private, all or never
+    image_processing_slots: int = 1  # results processed at once (colour, trim, format); each may take ~250 MB
 
 
 def load_settings(
@@ -128,6 +130,12 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         if not math.isfinite(parsed) or parsed <= 0:
             raise SettingsError(name.upper(), f"must be a finite number of seconds greater than 0, got {value}.")
         return parsed
+
+    def choice(name: str, choices: tuple[str, ...]) -> str:
+        value = (raw(name) or default(name)).lower()
+        if value not in choices:
+            raise SettingsError(name.upper(), f"must be one of {', '.join(choices)}, got {value!r}.")
+        return value
 
     def period(name: str) -> Period:
         value = raw(name)
@@ -238,7 +246,10 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         port=port,
         host=raw("host") or default("host"),
         magic_hour_webhook_secret=webhook_secret,
+        delete_results_after_delivery=choice("delete_results_after_delivery", DELETE_CHOICES),
+        image_processing_slots=integer("image_processing_slots", minimum=1),
     )
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DELETE_CHOICES = ("private", "all", "never")

@@ -43,11 +43,7 @@ async def _deliver(reply: Reply, result: RequestResult, total: int) -> frozenset
     if total == 1 and len(result.outcomes) == 1 and result.delivered:
         [outcome] = result.delivered
         assert outcome.result is not None
-        return (
-            frozenset({outcome.position})
-            if await reply.deliver(outcome.result, output_filename(outcome.filename))
-            else frozenset()
-        )
+        return frozenset({outcome.position}) if await reply.deliver(outcome.result, outcome.filename) else frozenset()
     return await reply.deliver_batch(result)
 
 
@@ -59,7 +55,7 @@ class LateImageEvents(JobEvents):
         self.filename = filename
 
     async def deliver(self, result: JobResult) -> bool:
-        return await self.reply.deliver_extra(result, output_filename(self.filename))
+        return await self.reply.deliver_extra(result, self.filename)
 
     async def failed(self, error: BaseException) -> None:
         await self.reply.send_extra(f"{replies.code(output_filename(self.filename))}: {replies.image_failure(error)}")
@@ -147,7 +143,7 @@ class _SingleLater(JobEvents):
 
     async def deliver(self, result: JobResult) -> bool:
         await self.events.editor.settle()
-        return await self.events.reply.deliver(result, output_filename(self.events.filenames[0]))
+        return await self.events.reply.deliver(result, self.events.filenames[0])
 
     async def failed(self, error: BaseException) -> None:
         await self.events.editor.settle()
@@ -182,7 +178,7 @@ class _RecoveredSingle(JobEvents):
         self.filename = filename
 
     async def deliver(self, result: JobResult) -> bool:
-        return await self.reply.deliver(result, output_filename(self.filename))
+        return await self.reply.deliver(result, self.filename)
 
     async def failed(self, error: BaseException) -> None:
         await self.reply.report_failure(error)

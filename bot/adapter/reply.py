@@ -61,6 +61,7 @@ class Reply:
         # Where the bot is not installed (a member's own install) it can only answer through the interaction.
         self.channel_posts = channel_posts and not private
         self.followups_left = None if channel_posts else USER_INSTALL_FOLLOWUPS
+        self.sent_without_file = False  # the last send_final arrived as its link-only fallback
 
     @classmethod
     def for_request(cls, bot: discord.Client, request: RequestRecord) -> Reply:
@@ -122,6 +123,7 @@ class Reply:
         attached there, `without_file` (the same news with a link); and when the channel is closed to the
         bot (no permission, deleted), a DM. Each refusal is logged; only a message that arrived counts.
         """
+        self.sent_without_file = False
         if self.token_seconds_left() > 0:
             try:
                 attachments = _listed(file()) if file else []
@@ -129,23 +131,27 @@ class Reply:
                 self._mark_delivered()
                 return True
             except discord.HTTPException as error:
-                log.warning("reply edit failed (status %s); posting in the channel instead", error.status)
+                log.warning("reply edit failed (status %s); trying the next way", error.status)
         attempts: list[tuple[str, FileMaker | None]] = [(content, file)]
         if file is not None and without_file is not None:
             attempts.append((without_file, None))
         for text, attachment in attempts if self.channel_posts else []:
             if await self._post_in_channel(text, attachment):
+                self.sent_without_file = file is not None and attachment is None
                 return True
         for text, attachment in attempts:
             if await self._send_dm(text, attachment):
+                self.sent_without_file = file is not None and attachment is None
                 return True
         log.warning(
             "no way to reach user=%s for channel=%s; the job is settled and logged only", self.user_id, self.channel_id
         )
         return False
 
-    async def deliver(self, result: JobResult, filename: str) -> bool:
-        """True when a message carrying the image (or its link) arrived."""
+    async def deliver(self, result: JobResult, input_filename: str | None) -> bool:
+        """True when a message carrying the image (or its link) arrived. A link given marks the result `linked`:
+        its project must outlive the link."""
+        filename = output_filename(input_filename, result.extension)
         attach = result.file is not None and result.file.size <= self.filesize_limit
         downloaded = result.file
 
@@ -158,9 +164,12 @@ class Reply:
 
         text = replies.success(result, attached=attach)
         if not attach:
+            result.linked = True
             return await self.send_final(text)
         link = replies.success(result, attached=False, reason="could not be attached here")
-        return await self.send_final(text, make_file, without_file=link)
+        arrived = await self.send_final(text, make_file, without_file=link)
+        result.linked = self.sent_without_file
+        return arrived
 
     async def deliver_batch(self, batch: RequestResult) -> frozenset[int]:
         """Every result of a request: as many files as fit the reply, the rest in further messages in the
@@ -186,21 +195,27 @@ class Reply:
         text = replies.batch_success(batch, links=links, following=len(pack.messages) - 1 if pack.messages else 0)
         arrived: set[int] = set()
         linked = {o.position for o in batch.delivered} - {p for message in pack.messages for p in message}
+        _mark_linked(batch, linked)
         if await self.send_final(
             text,
             self._files(batch, first) if first else None,
             without_file=self._as_links(text, batch, first),
         ):
             arrived |= linked | set(first)
+            if self.sent_without_file:
+                _mark_linked(batch, first)
         for index, message in enumerate(pack.messages[1:], start=2):
             heading = replies.batch_more(index, len(pack.messages))
-            sent = await self._send_more(heading, self._files(batch, message))
-            if sent or await self._send_more(self._as_links(heading, batch, message)):
+            if await self._send_more(heading, self._files(batch, message)):
+                arrived |= set(message)
+            elif await self._send_more(self._as_links(heading, batch, message)):
+                _mark_linked(batch, message)
                 arrived |= set(message)
         return frozenset(arrived)
 
-    async def deliver_extra(self, result: JobResult, filename: str) -> bool:
+    async def deliver_extra(self, result: JobResult, input_filename: str | None) -> bool:
         """One result after its request's final message: a message of its own, never an edit of that one."""
+        filename = output_filename(input_filename, result.extension)
         limit = self.filesize_limit if self.token_seconds_left() > 0 else min(self.filesize_limit, DEFAULT_UPLOAD_LIMIT)
         downloaded = result.file
         if (
@@ -213,6 +228,7 @@ class Reply:
             return True
         reason = "could not be attached here" if downloaded is not None else None
         text = replies.success(result, attached=False, reason=reason)
+        result.linked = True
         return await self._send_more(f"{replies.code(filename)}: {text}")
 
     async def send_extra(self, text: str) -> bool:
@@ -234,14 +250,16 @@ class Reply:
     def _link(self, result: JobResult | None, filename: str | None) -> str:
         assert result is not None
         reason = "too large to upload here" if result.too_large or result.file is not None else "not attached"
-        return replies.link_line(output_filename(filename), result, reason)
+        return replies.link_line(output_filename(filename, result.extension), result, reason)
 
     def _as_links(self, text: str, batch: RequestResult, positions: list[int]) -> str:
         by_position = {outcome.position: outcome for outcome in batch.outcomes}
         lines = [text] + [
             replies.link_line(
-                output_filename(by_position[p].filename), by_position[p].result, "could not be attached here"
-            )  # type: ignore[arg-type]
+                output_filename(by_position[p].filename, by_position[p].result.extension),  # type: ignore[union-attr]
+                by_position[p].result,  # type: ignore[arg-type]
+                "could not be attached here",
+            )
             for p in positions
         ]
         return "\n".join(lines)
@@ -259,7 +277,8 @@ class Reply:
                 if downloaded.file is not None:
                     downloaded.file.seek(0)
                 source = downloaded.file if downloaded.file is not None else str(downloaded.path)
-                made.append(discord.File(source, filename=output_filename(outcome.filename)))
+                name = output_filename(outcome.filename, outcome.result.extension)
+                made.append(discord.File(source, filename=name))
             return made
 
         return make
@@ -350,6 +369,13 @@ class Reply:
         except discord.HTTPException as error:
             log.warning("could not DM user=%s (status %s, files=%s)", self.user_id, error.status, file is not None)
             return False
+
+
+def _mark_linked(batch: RequestResult, positions: set[int] | list[int]) -> None:
+    """These results reached the member as Magic Hour's links: their projects must outlive the links."""
+    for outcome in batch.outcomes:
+        if outcome.position in positions and outcome.result is not None:
+            outcome.result.linked = True
 
 
 def _listed(made: discord.File | list[discord.File]) -> list[discord.File]:

@@ -12,14 +12,16 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from bot.balance import BalanceWatch
+from bot.imaging import ImageWorker
 from bot.ledger import JobRecord, Ledger, RequestRecord
 from bot.magic_hour import AsyncClient, MagicHourError, PollSchedule
 from bot.metrics import Metrics
 from bot.project_events import ProjectEvents
 from bot.slots import SlotQueue
 
+from .cleanup import DeletePolicy, Janitor
 from .events import RequestEventsFactory
-from .model import ImageInput, ImageJob
+from .model import ImageInput, ImageJob, options_from_json
 from .phases import Phase, PhaseBook
 
 log = logging.getLogger("bot.jobs")
@@ -44,6 +46,8 @@ class RunnerCore:
         balance: BalanceWatch | None = None,
         project_events: ProjectEvents | None = None,
         metrics: Metrics | None = None,
+        images: ImageWorker | None = None,
+        delete_results: DeletePolicy = DeletePolicy.PRIVATE,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -57,6 +61,9 @@ class RunnerCore:
         self.balance = balance  # None: no balance check before a create
         self.project_events = project_events  # webhook wake-ups; None: polling only
         self.metrics = metrics
+        self.images = images  # None: options are not applied (results go out as Magic Hour made them)
+        self.delete_results = delete_results
+        self.janitor: Janitor | None = None  # set by whoever runs the deletions (resources)
         self.phases = PhaseBook()
         self.accepting = True
         self._drained = False
@@ -75,6 +82,10 @@ class RunnerCore:
         """Call `listener(guild_id)` after every job that settles (e.g. the credit alerts); the guild id is the
         paying server's, None when a member's own install paid."""
         self._settled_listeners.append(listener)
+
+    def deletes(self, *, private: bool) -> bool:
+        """Whether a request's projects are deleted at Magic Hour once delivered (DELETE_RESULTS_AFTER_DELIVERY)."""
+        return self.delete_results is DeletePolicy.ALL or (self.delete_results is DeletePolicy.PRIVATE and private)
 
     def member_active(self, user_id: int) -> int:
         """The member's requests in flight, wherever they were made (a request of five images counts once)."""
@@ -121,7 +132,15 @@ class RunnerCore:
 def image_job(request: RequestRecord, record: JobRecord) -> ImageJob:
     """A job the ledger holds, with its request's origin: how restarts and webhooks rebuild it."""
     image = ImageInput(record.input_url or "", record.input_filename, record.name)
-    return ImageJob(request.origin, record.position, image, record.background_url, payer=request.payer)
+    return ImageJob(
+        request.origin,
+        record.position,
+        image,
+        record.background_url,
+        payer=request.payer,
+        options=options_from_json(request.options),
+        private=request.private,
+    )
 
 
 FOLLOWING = (Phase.CONFIRMED, Phase.DELIVERING)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from bot.imaging import ImageProblem, ResultOptions
 from bot.ledger import ImageSpec, Origin, Payer, Usage
 from bot.magic_hour import DownloadedFile, ImageProject
+
+DEFAULT_OPTIONS = ResultOptions()
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,16 @@ class Request:
     upload_limit: int | None = None  # the largest file the reply can carry: a bigger result is sent as a link
     payer: Payer = Payer.GUILD  # whose budget: the server that installed the bot, or the member's own install
     channel_posts: bool = True  # the bot is in the server and may post in the channel (else: the interaction only)
+    options: ResultOptions = DEFAULT_OPTIONS  # what to do to each result locally (colour, trim, format)
 
     @property
     def interaction_id(self) -> int:
         return self.origin.interaction_id
 
     def image(self, position: int) -> ImageJob:
+        image = self.images[position]
         return ImageJob(
-            self.origin, position, self.images[position], self.background_url, self.upload_limit, self.payer
+            self.origin, position, image, self.background_url, self.upload_limit, self.payer, self.options, self.private
         )
 
     def specs(self) -> list[ImageSpec]:
@@ -60,6 +66,8 @@ class ImageJob:
     background_url: str | None = None
     upload_limit: int | None = None
     payer: Payer = Payer.GUILD
+    options: ResultOptions = DEFAULT_OPTIONS
+    private: bool = False
 
     @property
     def paying_guild(self) -> int | None:
@@ -88,6 +96,10 @@ class JobResult:
     credits_charged: int
     usage: Usage | None  # None when the ledger could not be read: the result goes out all the same
     too_large: bool = False  # larger than the reply can carry, so it was not downloaded: send the link
+    extension: str = "png"  # the file's format once processed
+    applied: ResultOptions = DEFAULT_OPTIONS  # what was done to it locally
+    not_applied: ImageProblem | None = None  # options were asked for but could not be applied, and why
+    linked: bool = field(default=False)  # the adapter gave the member Magic Hour's link: it must outlive them
 
     def close(self) -> None:
         if self.file is not None:
@@ -102,6 +114,7 @@ class ImageOutcome:
     filename: str | None
     result: JobResult | None = None
     error: BaseException | str | None = None  # what went wrong, or a reason recorded by an earlier process
+    job: ImageJob | None = None  # the job that made `result` (every result has one)
 
 
 @dataclass
@@ -132,3 +145,23 @@ class RequestResult:
 
 InputRefresher = Callable[[ImageJob], Awaitable["ImageJob | None"]]
 """Fresh input URLs for a job whose inputs Magic Hour could not fetch (None: there are none)."""
+
+
+def options_to_json(options: ResultOptions) -> str | None:
+    """How a request's options are kept in the ledger (None for the default), so a restart applies them too."""
+    if options.is_default:
+        return None
+    return json.dumps(
+        {"color": list(options.color) if options.color else None, "trim": options.trim, "format": options.format}
+    )
+
+
+def options_from_json(text: str | None) -> ResultOptions:
+    if not text:
+        return DEFAULT_OPTIONS
+    try:
+        data = json.loads(text)
+        color = tuple(data["color"]) if data.get("color") else None
+        return ResultOptions(color=color, trim=bool(data.get("trim")), format=data.get("format", "png"))  # type: ignore[arg-type]
+    except (ValueError, TypeError, KeyError):
+        return DEFAULT_OPTIONS  # unreadable: deliver the result as Magic Hour made it

@@ -146,7 +146,7 @@ class Recovering(Submitting):
 
     async def _resume_image(self, job: ImageJob, record: JobRecord) -> ImageOutcome:
         assert record.project_id is not None
-        outcome = ImageOutcome(record.position, record.input_filename)
+        outcome = ImageOutcome(record.position, record.input_filename, job=job)
         log.info("job resumed %s", job.log_context(record.project_id))
         try:
             project = await self._await_project(record.project_id, None, self.resume_deadline, None)

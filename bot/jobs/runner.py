@@ -18,7 +18,7 @@ from bot.magic_hour import JobFailedError, MagicHourError
 
 from .errors import EXPECTED, JobCancelled, MemberBusy, ShuttingDown, StillRunning, Unexpected
 from .events import ImageProgress, JobEvents, RequestEvents, SingleImage
-from .model import ImageJob, ImageOutcome, InputRefresher, JobResult, Request, RequestResult
+from .model import ImageJob, ImageOutcome, InputRefresher, JobResult, Request, RequestResult, options_to_json
 from .phases import Phase, RequestState
 from .recovery import Recovering
 
@@ -87,6 +87,7 @@ class JobRunner(Recovering):
                 private=request.private,
                 payer=request.payer,
                 channel_posts=request.channel_posts,
+                options=options_to_json(request.options),
                 cost=COST_PER_JOB,
             )
             if self.balance is not None:
@@ -120,7 +121,7 @@ class JobRunner(Recovering):
     async def _run_image(self, job: ImageJob, live: RequestState, refresh: InputRefresher | None) -> ImageOutcome:
         """One image, from its slot to its result. Never raises but to a shutdown that cancels its request:
         whatever goes wrong becomes its outcome, and a job Magic Hour confirmed is followed to its end."""
-        outcome = ImageOutcome(job.position, job.image.filename)
+        outcome = ImageOutcome(job.position, job.image.filename, job=job)
         try:
             await self.slots.acquire(live.events.queued)
         except asyncio.CancelledError:

@@ -370,6 +370,16 @@ def _v7_user_installs(conn: Connection) -> None:
         _v7_requests_sqlite(conn)
 
 
+def _v8_results(conn: Connection) -> None:
+    """What a request asked to be done to its results (colour, trim, format, as JSON), and the deletion of its
+    projects at Magic Hour once delivered: when it is due, when it was done, how often it failed."""
+    _add_column(conn, "requests", "options", Text())
+    _add_column(conn, "jobs", "delete_after", UtcDateTime())
+    _add_column(conn, "jobs", "deleted_at", UtcDateTime())
+    _add_column(conn, "jobs", "delete_attempts", Integer(), "NOT NULL DEFAULT 0")
+    conn.exec_driver_sql("CREATE INDEX ix_jobs_delete_after ON jobs (delete_after)")
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1_initial),
     (2, _v2_delivery_members_alerts),
@@ -378,6 +388,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (5, _v5_requests),
     (6, _v6_lifecycle_and_balances),
     (7, _v7_user_installs),
+    (8, _v8_results),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -125,6 +125,7 @@ class RequestRecord:
     images: int
     payer: Payer = Payer.GUILD
     channel_posts: bool = True  # the bot is in the server: it may post in the channel (else: the interaction only)
+    options: str | None = None  # what to do to its results, as the jobs layer wrote it (JSON)
 
     @property
     def interaction_id(self) -> int:
@@ -284,3 +285,12 @@ class Report:
     guilds: tuple[GuildReport, ...]  # biggest spend first
     bot: BotUsage
     user_installs: UserInstallReport | None = None  # None when no member's own install spent anything
+
+
+@dataclass(frozen=True)
+class DueDeletion:
+    """A delivered job whose project should now be deleted at Magic Hour; claimed for a while by one process."""
+
+    job_id: int
+    project_id: str
+    attempts: int

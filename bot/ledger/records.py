@@ -62,6 +62,7 @@ def request_record(row: Row[Any]) -> RequestRecord:
         images=int(data["images"]),
         payer=Payer(data["payer"]),
         channel_posts=bool(data["channel_posts"]),
+        options=data["options"],
     )
 
 

@@ -67,6 +67,7 @@ class Reservations(Limits):
         private: bool,
         payer: Payer = Payer.GUILD,
         channel_posts: bool = True,
+        options: str | None = None,
         cost: int = COST_PER_JOB,
     ) -> tuple[RequestRecord, list[JobRecord]]:
         """Hold `cost` credits per image for a whole request, all or nothing, or raise LimitExceeded
@@ -121,6 +122,7 @@ class Reservations(Limits):
                         created_at=moment,
                         payer=payer.value,
                         channel_posts=channel_posts,
+                        options=options,
                     )
                     .returning(*requests.c)
                 )

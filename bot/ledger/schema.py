@@ -90,6 +90,10 @@ jobs = Table(
     Column("position", Integer, nullable=False, server_default="0"),
     Column("input_filename", Text),
     Column("payer", String(8), nullable=False, server_default="guild"),  # "guild" or "user", since v7
+    # Deleting the project at Magic Hour once its result was delivered (since v8): due, done, failed tries.
+    Column("delete_after", UtcDateTime),
+    Column("deleted_at", UtcDateTime),
+    Column("delete_attempts", Integer, nullable=False, server_default="0"),
 )
 
 requests = Table(
@@ -107,6 +111,7 @@ requests = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("payer", String(8), nullable=False, server_default="guild"),  # since v7
     Column("channel_posts", Boolean, nullable=False, server_default="1"),  # may the bot post there (since v7)
+    Column("options", Text),  # what to do to the results (JSON, the jobs layer's business), since v8
 )
 
 guild_settings = Table(

@@ -4,6 +4,7 @@
 - `transitions.py`: a job's moves through `lifecycle.py`'s table, each moving the balances with it
 - `limits.py`: servers' limits, grants, member limits, alert claims
 - `reports.py`: usage, top members, history, export, the owner's report, `verify`
+- `cleanup.py`: deleting members' results at Magic Hour once delivered
 - `webhook_events.py`, `meta.py`: verified events of the bot's jobs; small facts; the health check
 """
 
@@ -17,6 +18,7 @@ from typing import Any, Self
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .cleanup import Cleanup
 from .core import DEFAULT_RETRY_SECONDS, Clock, retry_locked, utcnow
 from .engine import create_ledger_engine, enable_sqlite_wal
 from .meta import MetaStore
@@ -31,7 +33,7 @@ from .webhook_events import WebhookEventStore
 log = logging.getLogger("bot.ledger")
 
 
-class Ledger(Reservations, Transitions, Reports, WebhookEventStore, MetaStore):
+class Ledger(Reservations, Transitions, Reports, Cleanup, WebhookEventStore, MetaStore):
     """Open with `await Ledger.open(url)`; one instance per process is enough (it pools connections)."""
 
     @classmethod

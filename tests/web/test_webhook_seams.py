@@ -30,10 +30,10 @@ def dm_messages(world: BotWorld) -> list[dict]:
 async def test_a_private_held_request_found_after_its_token_expired_is_never_posted_in_the_channel(
     tmp_path: Path, mh: FakeMagicHour, ending: str
 ) -> None:
-    mh.job_duration = 1.5
+    mh.job_duration = 3.0  # long enough that the token is expired (below) well before the job's event comes
     if ending == "error":
         mh.script("error", code="render_failed", message="No subject found")
-    mh.fail_next("POST", CREATE, delay=2.0, after_processing=True)  # the job exists; the answer never comes
+    mh.fail_next("POST", CREATE, delay=4.0, after_processing=True)  # the job exists; the answer never comes
     mh.drop_webhooks(1)  # image.started is lost: the first event comes after the create gave up
     async with webhook_world(tmp_path, mh, MAGIC_HOUR_REQUEST_TIMEOUT="0.5") as world:
         payload = world.discord.slash_command(

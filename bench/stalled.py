@@ -189,6 +189,7 @@ async def run_row(config: dict[str, Any]) -> None:
 class Held:
     kind: str
     connected: bool = False
+    sent: bool = False  # all of this kind's bytes handed to the kernel
     answer: int | None = None  # the HTTP status the server answered with, if any
     closed_after: float | None = None  # seconds from connecting to the server closing the connection
     error: str | None = None
@@ -220,6 +221,7 @@ async def hold(held: Held, host: str, port: int, body_cap: int, gate: asyncio.Se
         if held.kind == "partial":
             writer.write(partial_request(host, port, body_cap))
             await writer.drain()
+        held.sent = True
         received = b""
         while chunk := await reader.read(65536):
             received += chunk[: 64 - len(received)] if len(received) < 64 else b""
@@ -241,8 +243,8 @@ class Attack:
         gate = asyncio.Semaphore(CONNECT_AT_ONCE)
         self.held = [Held("partial" if i % 2 == 0 else "silent") for i in range(count)]
         self.tasks = [asyncio.create_task(hold(h, host, port, body_cap, gate)) for h in self.held]
-        async with asyncio.timeout(60):  # connected, and the partial ones' bytes sent
-            while any(not (h.connected or h.error) for h in self.held):
+        async with asyncio.timeout(60):  # each connected and its bytes sent, or already closed or refused
+            while any(not (h.sent or h.error or h.closed_after is not None) for h in self.held):
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
 
@@ -261,10 +263,12 @@ class Attack:
         at_once = sum(1 for c in closed if c < 0.5)
         still_open = sum(1 for h in mine if h.connected and h.closed_after is None)
         failed = sum(1 for h in mine if h.error)
+        sent = sum(1 for h in mine if h.sent)
         answered = ", ".join(f"{n}× {status}" for status, n in sorted(answers.items())) or "none"
         slowest = f"{closed[-1]:.1f} s" if closed else "-"
         return (
-            f"{kind}: {len(mine)} opened, {failed} failed to connect, closed by the server {len(closed)} "
+            f"{kind}: {len(mine)} opened, {failed} failed to connect, {sent} sent all their bytes, "
+            f"closed by the server {len(closed)} "
             f"({at_once} within 0.5 s, the last after {slowest}), still open at the end {still_open}; "
             f"answers: {answered}"
         )

@@ -1085,6 +1085,11 @@ class Ledger:
 
     # ---- meta ---------------------------------------------------------------------------------
 
+    async def ping(self) -> None:
+        """SELECT 1 within 3 s; raises if the database does not answer (for /healthz, so never retried)."""
+        async with asyncio.timeout(3.0), self._engine.connect() as conn:
+            await conn.execute(select(literal(1)))
+
     async def get_meta(self, key: str) -> str | None:
         async def work(conn: AsyncConnection) -> str | None:
             return (await conn.execute(select(meta.c.value).where(meta.c.key == key))).scalar()

@@ -73,6 +73,31 @@ class RawConnection:
         self.writer.close()
 
 
+class Sockets:
+    """Every raw connection a test opens, all closed when it ends, whether it passed or not."""
+
+    def __init__(self) -> None:
+        self._opened: list[RawConnection] = []
+
+    async def open(self, base_url: str | None, first_bytes: bytes = b"") -> RawConnection:
+        assert base_url is not None
+        connection = await RawConnection.open(base_url)
+        self._opened.append(connection)
+        if first_bytes:
+            await connection.send(first_bytes)
+        return connection
+
+    async def open_many(self, base_url: str | None, count: int, first_bytes: bytes = b"") -> list[RawConnection]:
+        return [await self.open(base_url, first_bytes) for _ in range(count)]
+
+    async def close_all(self) -> None:
+        for connection in self._opened:
+            connection.close()
+        for connection in self._opened:
+            with contextlib.suppress(Exception):
+                await connection.writer.wait_closed()
+
+
 def webhook_head(
     *,
     content_length: int | None,
@@ -102,5 +127,7 @@ def signed_head(body: bytes, *, chunked: bool = False) -> bytes:
     )
 
 
-def chunk(data: bytes) -> bytes:
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+def chunked(data: bytes, size: int = 16 * 1024) -> bytes:
+    """`data` in chunked transfer encoding, without the final empty chunk."""
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
+    return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in pieces)

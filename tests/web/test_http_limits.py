@@ -25,7 +25,7 @@ from tests.e2e.conftest import BotWorld, bot_world
 from tests.fakes.interactions import make_attachment
 from tests.fakes.magic_hour import FakeMagicHour
 from tests.web.conftest import WEBHOOK_SECRET
-from tests.web.raw_http import RawConnection, chunk, signed_head, webhook_head
+from tests.web.raw_http import Sockets, chunked, signed_head, webhook_head
 
 # No time limit gets in the way; refused connections are closed quickly after their answer.
 PATIENT = HttpLimits(lingering_seconds=0.1, first_request_seconds=60.0, body_read_seconds=60.0)
@@ -59,14 +59,11 @@ async def wait_for_metric(
             await asyncio.sleep(0.02)
 
 
-async def opened(world: BotWorld, count: int, first_bytes: bytes = b"") -> list[RawConnection]:
-    connections = []
-    for _ in range(count):
-        connection = await RawConnection.open(world.http_url or "")
-        if first_bytes:
-            await connection.send(first_bytes)
-        connections.append(connection)
-    return connections
+@pytest.fixture
+async def sockets() -> AsyncIterator[Sockets]:
+    opened = Sockets()
+    yield opened
+    await opened.close_all()
 
 
 # -- refusals that need no body ----------------------------------------------------------------------
@@ -85,31 +82,32 @@ async def opened(world: BotWorld, count: int, first_bytes: bytes = b"") -> list[
     ids=["no-signature", "no-timestamp", "stale", "future", "unparseable-timestamp", "content-length-over-cap"],
 )
 async def test_a_refusable_head_is_answered_before_its_body_is_sent(
-    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession, head: bytes, status: int, outcome: str
+    tmp_path: Path,
+    mh: FakeMagicHour,
+    http: aiohttp.ClientSession,
+    sockets: Sockets,
+    head: bytes,
+    status: int,
+    outcome: str,
 ) -> None:
     async with webhook_server(tmp_path, mh, PATIENT) as world:
-        connection = await RawConnection.open(world.http_url or "")
-        await connection.send(head)  # and not one byte of the body it announces
+        connection = await sockets.open(world.http_url, head)  # and not one byte of the body it announces
         assert await connection.status() == status
         assert await metric(http, world, "bot_webhook_events_total", outcome=outcome) == 1
         assert await connection.closed_by_server()  # answered, and not kept for another request
-        connection.close()
 
 
-async def test_a_chunked_body_is_read_up_to_the_cap_and_refused_past_it(
-    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession
+async def test_a_chunked_body_is_read_up_to_the_cap_and_refused_as_soon_as_it_passes_it(
+    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession, sockets: Sockets
 ) -> None:
     at_cap = b" " * (MAX_BODY_BYTES - len(IGNORED_EVENT)) + IGNORED_EVENT  # leading whitespace is valid JSON
     over_cap = b" " + at_cap
     async with webhook_server(tmp_path, mh, PATIENT) as world:
-        answers = []
-        for body in (at_cap, over_cap):
-            connection = await RawConnection.open(world.http_url or "")
-            pieces = [body[i : i + 16 * 1024] for i in range(0, len(body), 16 * 1024)]
-            await connection.send(signed_head(body, chunked=True) + b"".join(chunk(p) for p in pieces) + b"0\r\n\r\n")
-            answers.append(await connection.status())
-            connection.close()
-        assert answers == [200, 413]
+        whole = await sockets.open(world.http_url, signed_head(at_cap, chunked=True) + chunked(at_cap) + b"0\r\n\r\n")
+        assert await whole.status() == 200
+        # Past the cap, and the sender goes on: refused there, without waiting for the end of the body.
+        endless = await sockets.open(world.http_url, signed_head(over_cap, chunked=True) + chunked(over_cap))
+        assert await endless.status() == 413
         assert await metric(http, world, "bot_webhook_events_total", outcome="too_large") == 1
 
 
@@ -117,28 +115,25 @@ async def test_a_chunked_body_is_read_up_to_the_cap_and_refused_past_it(
 
 
 async def test_a_body_that_stalls_past_the_time_limit_is_refused(
-    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession
+    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession, sockets: Sockets
 ) -> None:
     limits = HttpLimits(lingering_seconds=0.1, first_request_seconds=60.0, body_read_seconds=0.3)
     async with webhook_server(tmp_path, mh, limits) as world:
-        connection = await RawConnection.open(world.http_url or "")
-        await connection.send(webhook_head(content_length=500) + b'{"type": ')  # then nothing
-        assert await connection.status() == 408
+        connection = await sockets.open(world.http_url, webhook_head(content_length=500) + b'{"type": ')
+        assert await connection.status() == 408  # the rest never comes
         assert await connection.closed_by_server()
         assert await metric(http, world, "bot_webhook_events_total", outcome="slow_body") == 1
-        connection.close()
 
 
 async def test_bodies_past_the_read_bound_are_refused_busy_at_once_and_the_others_still_read(
-    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession
+    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession, sockets: Sockets
 ) -> None:
     limits = HttpLimits(lingering_seconds=0.1, first_request_seconds=60.0, body_read_seconds=60.0, max_body_reads=2)
     async with webhook_server(tmp_path, mh, limits) as world:
-        reading = await opened(world, 2, webhook_head(content_length=20) + b"{")
+        reading = await sockets.open_many(world.http_url, 2, webhook_head(content_length=20) + b"{")
         await wait_for_metric(http, world, "bot_webhook_body_reads", 2)
 
-        third = await RawConnection.open(world.http_url or "")
-        await third.send(webhook_head(content_length=20) + b"{")
+        third = await sockets.open(world.http_url, webhook_head(content_length=20) + b"{")
         status, headers = await third.head()
         assert status == 503
         assert headers["retry-after"] == str(limits.retry_after_seconds)
@@ -148,20 +143,18 @@ async def test_bodies_past_the_read_bound_are_refused_busy_at_once_and_the_other
             await connection.send(b" " * 19)
             assert await connection.status() == 401
         assert await metric(http, world, "bot_webhook_events_total", outcome="bad_signature") == 2
-        for connection in (*reading, third):
-            connection.close()
 
 
 # -- connections -------------------------------------------------------------------------------------
 
 
 async def test_connections_past_the_bound_are_closed_at_once(
-    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession
+    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession, sockets: Sockets
 ) -> None:
     limits = HttpLimits(lingering_seconds=0.1, max_connections=3, first_request_seconds=60.0)
     async with webhook_server(tmp_path, mh, limits) as world:
-        silent = await opened(world, 3)
-        extra = await RawConnection.open(world.http_url or "")
+        silent = await sockets.open_many(world.http_url, 3)
+        extra = await sockets.open(world.http_url)
         assert await extra.closed_by_server()
         assert await extra.status() is None  # closed without a word, before any parsing
 
@@ -169,7 +162,7 @@ async def test_connections_past_the_bound_are_closed_at_once(
         status, body = await silent[0].response()
         assert status == 200
         assert 'bot_http_connections_closed_total{reason="over_limit"} 1.0' in body.decode()
-        for connection in (*silent, extra):
+        for connection in silent:
             connection.close()
         async with asyncio.timeout(5):  # once the server has seen them go, new connections are served again
             while True:
@@ -180,13 +173,13 @@ async def test_connections_past_the_bound_are_closed_at_once(
 
 
 async def test_connections_that_send_no_whole_request_head_in_time_are_closed(
-    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession
+    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession, sockets: Sockets
 ) -> None:
     limits = HttpLimits(lingering_seconds=0.1, first_request_seconds=0.3)
     async with webhook_server(tmp_path, mh, limits) as world:
-        [silent] = await opened(world, 1)
-        [partial] = await opened(world, 1, b"POST /webhooks/magic-hour HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        [served] = await opened(world, 1, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        silent = await sockets.open(world.http_url)
+        partial = await sockets.open(world.http_url, b"POST /webhooks/magic-hour HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        served = await sockets.open(world.http_url, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert (await served.response())[0] == 200
 
         assert await silent.closed_by_server()
@@ -196,12 +189,10 @@ async def test_connections_that_send_no_whole_request_head_in_time_are_closed(
         await served.send(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert await served.status() == 200
         assert await metric(http, world, "bot_http_connections_closed_total", reason="no_request") == 2
-        for connection in (silent, partial, served):
-            connection.close()
 
 
 async def test_a_genuine_event_is_delivered_while_many_stalled_sockets_are_open(
-    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession
+    tmp_path: Path, mh: FakeMagicHour, sockets: Sockets
 ) -> None:
     mh.job_duration = 0.5
     limits = HttpLimits(
@@ -209,9 +200,10 @@ async def test_a_genuine_event_is_delivered_while_many_stalled_sockets_are_open(
     )
     async with webhook_server(tmp_path, mh, limits) as world:
         mh.send_webhooks(f"{world.http_url}/webhooks/magic-hour", WEBHOOK_SECRET)
-        silent = await opened(world, 30)
-        half_heads = await opened(world, 10, b"POST /webhooks/magic-hour HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        half_bodies = await opened(world, 3, webhook_head(content_length=MAX_BODY_BYTES) + b" " * 1000)
+        url = world.http_url
+        silent = await sockets.open_many(url, 30)
+        half_heads = await sockets.open_many(url, 10, b"POST /webhooks/magic-hour HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        half_bodies = await sockets.open_many(url, 3, webhook_head(content_length=MAX_BODY_BYTES) + b" " * 1000)
 
         payload = world.discord.slash_command("remove-background", {"image": make_attachment("cat.png")})
         interaction_id = world.discord.dispatch(payload)
@@ -222,7 +214,7 @@ async def test_a_genuine_event_is_delivered_while_many_stalled_sockets_are_open(
         assert next(iter(mh.jobs.values())).polls == 0  # the event got through: no poll was needed
         assert [d.status for d in mh.webhook_deliveries] == [200, 200]
 
+        # And the stalled ones did not stay: bodies answered at their time limit, the rest closed.
         assert [await c.status() for c in half_bodies] == [408] * 3
         for connection in (*silent, *half_heads, *half_bodies):
             assert await connection.closed_by_server()
-            connection.close()

@@ -15,7 +15,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from yarl import URL
 
 OVER_LIMIT = "over_limit"
 NO_REQUEST = "no_request"
@@ -128,7 +127,7 @@ class GatedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        return str(URL.build(scheme="http", host=self._host, port=self._port))
+        return f"http://{self._host}:{self._port}"
 
     async def start(self) -> None:
         await super().start()

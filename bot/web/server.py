@@ -20,7 +20,15 @@ from bot.web.connections import ConnectionGate, GatedSite
 from bot.web.health import CachedCheck
 from bot.web.limits import HttpLimits
 from bot.webhook_intake import WebhookIntake
-from bot.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookRefused, check_headers, parse, verify
+from bot.webhooks import (
+    MAX_BODY_BYTES,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookRefused,
+    check_headers,
+    parse,
+    verify,
+)
 
 log = logging.getLogger("bot.web")
 WEBHOOK_PATH = "/webhooks/magic-hour"
@@ -53,7 +61,7 @@ class WebApp:
         self.bodies = BodyReads(max_reads=self.limits.max_body_reads, seconds=self.limits.body_read_seconds)
 
     def application(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY_BYTES)  # for any handler that ever uses request.read()
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics_page)
         if self.secret and self.intake is not None:

@@ -1,9 +1,12 @@
 """Reading a webhook body from a stranger: few at once, each capped in size and in time.
 
 Until the body is read its signature cannot be checked, so whoever reaches the port decides what the
-bot holds while it reads. Each read is bounded (`max_bytes`, `seconds`), and so is their number: past
-`max_reads` a request is refused at once rather than queued, since a queue of stalled senders is
-what the bound is there to prevent.
+bot holds while it reads. Each read is bounded (`max_bytes`, `seconds`), and so is the number of
+reads still waiting for bytes: past `max_reads` a request is refused at once rather than queued,
+since a queue of stalled senders is what the bound is there to prevent. A body that has already
+arrived whole (as Magic Hour's few KB do, with their headers) waits for nothing and holds nothing
+more than aiohttp already does, so it is read even then: stalled senders filling every slot do not
+shut out a genuine event.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class BodyReads:
         """The raw body, or WebhookRefused: too_large, busy, slow_body, disconnected or malformed."""
         if request.content_length is not None and request.content_length > self._max_bytes:
             raise WebhookRefused("too_large", 413)
-        if self.reading >= self._max_reads:
+        if self.reading >= self._max_reads and not request.content.is_eof():
             raise WebhookRefused("busy", 503)
         self.reading += 1
         try:

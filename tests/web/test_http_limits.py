@@ -125,7 +125,7 @@ async def test_a_body_that_stalls_past_the_time_limit_is_refused(
         assert await metric(http, world, "bot_webhook_events_total", outcome="slow_body") == 1
 
 
-async def test_bodies_past_the_read_bound_are_refused_busy_at_once_and_the_others_still_read(
+async def test_bodies_still_arriving_past_the_read_bound_are_refused_busy_at_once(
     tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession, sockets: Sockets
 ) -> None:
     limits = HttpLimits(lingering_seconds=0.1, first_request_seconds=60.0, body_read_seconds=60.0, max_body_reads=2)
@@ -138,6 +138,10 @@ async def test_bodies_past_the_read_bound_are_refused_busy_at_once_and_the_other
         assert status == 503
         assert headers["retry-after"] == str(limits.retry_after_seconds)
         assert await metric(http, world, "bot_webhook_events_total", outcome="busy") == 1
+
+        # A body that arrives whole with its headers waits for nothing: read even while every slot is taken.
+        whole = await sockets.open(world.http_url, signed_head(IGNORED_EVENT) + IGNORED_EVENT)
+        assert await whole.status() == 200
 
         for connection in reading:  # still being read: the rest of the body arrives, the forgery is seen
             await connection.send(b" " * 19)
@@ -203,7 +207,7 @@ async def test_a_genuine_event_is_delivered_while_many_stalled_sockets_are_open(
         url = world.http_url
         silent = await sockets.open_many(url, 30)
         half_heads = await sockets.open_many(url, 10, b"POST /webhooks/magic-hour HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        half_bodies = await sockets.open_many(url, 3, webhook_head(content_length=MAX_BODY_BYTES) + b" " * 1000)
+        half_bodies = await sockets.open_many(url, 6, webhook_head(content_length=MAX_BODY_BYTES) + b" " * 1000)
 
         payload = world.discord.slash_command("remove-background", {"image": make_attachment("cat.png")})
         interaction_id = world.discord.dispatch(payload)
@@ -214,7 +218,8 @@ async def test_a_genuine_event_is_delivered_while_many_stalled_sockets_are_open(
         assert next(iter(mh.jobs.values())).polls == 0  # the event got through: no poll was needed
         assert [d.status for d in mh.webhook_deliveries] == [200, 200]
 
-        # And the stalled ones did not stay: bodies answered at their time limit, the rest closed.
-        assert [await c.status() for c in half_bodies] == [408] * 3
+        # And the stalled ones did not stay: bodies past the read bound refused, the others answered at their
+        # time limit, the rest closed.
+        assert sorted([await c.status() for c in half_bodies]) == [408] * 4 + [503] * 2
         for connection in (*silent, *half_heads, *half_bodies):
             assert await connection.closed_by_server()

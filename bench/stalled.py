@@ -2,11 +2,14 @@
 
 Run: python -m bench.webhooks --stalled 1000 [--jobs 10] [--durations 2] [--stagger 0.2]
 
-Two rows in one run, each in a fresh child process that holds the bot, both fakes (in process, as in
+Three rows in one run, each in a fresh child process that holds the bot, both fakes (in process, as in
 `bench.webhooks`) and the bot's HTTP server with webhooks on: first without stalled connections, then
-with `--stalled N`. This process is the attacker, so its sockets and buffers are not in the measured
-process. Once the child has warmed up (one job end to end) and started sampling, the attacker opens N
-connections to the webhook port, alternating two kinds, and holds each until the server closes it:
+with `--stalled N`, then the same again with the fake Magic Hour opening a new connection for every
+event (in the first two it keeps one alive, opened by the warm-up job before the attack, as a pooling
+sender would; a sender behind a proxy that does not pool connects anew each time). This process is
+the attacker, so its sockets and buffers are not in the measured process. Once the child has warmed
+up (one job end to end) and started sampling, the attacker opens N connections to the webhook port,
+alternating two kinds, and holds each until the server closes it:
 
 - "partial": a webhook POST with present, fresh (but unsigned-for-real) headers, a Content-Length of
   the largest body the server accepts (`bot.webhooks.MAX_BODY_BYTES`), all of it but the last byte, then
@@ -147,6 +150,7 @@ async def member_commands(
 async def run_row(config: dict[str, Any]) -> None:
     """The child: bot + fakes + HTTP server; waits for the attacker between its phases (stdin/stdout lines)."""
     async with FakeMagicHour(token=MH_TOKEN, job_duration=config["duration"]) as mh:
+        mh.webhook_keepalive = not config["fresh_connections"]
         with tempfile.TemporaryDirectory(prefix="bench-stalled-") as tmp:
             async with world(Path(tmp), mh, webhooks=True) as harness:
                 bot = harness.bot
@@ -343,10 +347,12 @@ def table(rows: list[RowResult]) -> str:
 
 
 async def main_async(stalled: int, jobs: int, duration: float, stagger: float, linger: float) -> list[RowResult]:
-    config = {"jobs": jobs, "duration": duration, "stagger": stagger, "linger": linger}
+    config = {"jobs": jobs, "duration": duration, "stagger": stagger, "linger": linger, "fresh_connections": False}
     rows = [await one_row("none", 0, config)]
     label = f"{stalled} stalled ({stalled - stalled // 2} partial, {stalled // 2} silent)"
     rows.append(await one_row(label, stalled, config))
+    fresh = {**config, "fresh_connections": True}
+    rows.append(await one_row(f"{label}, a new connection per event", stalled, fresh))
     return rows
 
 

@@ -228,7 +228,7 @@ async def test_a_genuine_event_is_delivered_while_many_stalled_sockets_are_open(
 @pytest.mark.parametrize(
     "extra",
     [
-        "".join(f"X-Padding-{i}: x\r\n" for i in range(PATIENT.max_headers)),  # one line too many
+        "".join(f"X-Padding-{i}: x\r\n" for i in range(PATIENT.max_headers)),  # with Host, one line too many
         f"X-Padding: {'x' * (PATIENT.max_field_size + 1)}\r\n",  # one line too long
     ],
     ids=["too-many-lines", "too-long-a-line"],
@@ -237,6 +237,7 @@ async def test_request_heads_past_their_bounds_are_refused(
     tmp_path: Path, mh: FakeMagicHour, sockets: Sockets, extra: str
 ) -> None:
     async with webhook_server(tmp_path, mh, PATIENT) as world:
-        connection = await sockets.open(world.http_url, f"GET /healthz HTTP/1.1\r\n{extra}\r\n".encode())
+        head = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n"
+        connection = await sockets.open(world.http_url, head.encode())
         assert await connection.status() == 400
         assert await connection.closed_by_server()

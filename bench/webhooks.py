@@ -1,6 +1,10 @@
 """Webhooks against plain polling, through the whole bot: polls per job and completion→reply delay.
 
 Run: python -m bench.webhooks [--jobs 10] [--durations 2,4,10] [--stagger 0]
+     python -m bench.webhooks --stalled 1000 [--jobs 10] [--durations 2] [--stagger 0.2]
+
+`--stalled N` is another benchmark on the same world: members' commands while N connections stall on
+the bot's HTTP port, against the same without them (see `bench/stalled.py`).
 
 `--stagger S` starts the commands S seconds apart instead of all at once (all at once, every job of a row
 completes in the same millisecond, and the bot and both fakes share one event loop).
@@ -148,8 +152,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10)
     parser.add_argument("--durations", default="2,4,10")
-    parser.add_argument("--stagger", type=float, default=0.0, help="seconds between commands (default: all at once)")
+    parser.add_argument("--stagger", type=float, default=None, help="seconds between commands (default: all at once)")
+    parser.add_argument("--stalled", type=int, default=0, help="N stalled connections while members run commands")
+    parser.add_argument("--linger", type=float, default=12.0, help="with --stalled: seconds to go on sampling")
     args = parser.parse_args()
+    if args.stalled:
+        from bench.stalled import run_stalled  # imports this module: not at the top
+
+        duration = float(args.durations.split(",")[0])  # one job length: the first
+        run_stalled(args.stalled, args.jobs, duration, 0.2 if args.stagger is None else args.stagger, args.linger)
+        return
+    args.stagger = args.stagger or 0.0
     durations = [float(d) for d in args.durations.split(",")]
     print(table(asyncio.run(main_async(args.jobs, durations, args.stagger))))
     print("\ngoal with webhooks: ≤ 1 poll per job, completion→reply median under 50 ms")

@@ -64,6 +64,18 @@ class Metrics:
         self.webhook_events = Counter(
             "bot_webhook_events", "Magic Hour webhook requests, by outcome.", ["outcome"], registry=r
         )
+        self.webhook_body_reads = Gauge(
+            "bot_webhook_body_reads", "Webhook bodies being read now (past the bound: refused busy).", registry=r
+        )
+        self.http_connections_open = Gauge(
+            "bot_http_connections_open", "Open connections to the HTTP server.", registry=r
+        )
+        self.http_connections_closed = Counter(
+            "bot_http_connections_closed",
+            "Connections the HTTP server closed unserved: over its bound, or no request in time.",
+            ["reason"],
+            registry=r,
+        )
         self._polls: Tally[str] = Tally()
 
     def render(self) -> bytes:
@@ -79,6 +91,10 @@ class Metrics:
         """Read at scrape time from the runner's phase book: no counter to keep in step."""
         for phase in ("queued", "sending", "confirmed", "delivering"):
             self.phases.labels(phase=phase).set_function(lambda phase=phase: float(counts().get(phase, 0)))
+
+    def watch_http(self, connections: Callable[[], int], body_reads: Callable[[], int]) -> None:
+        self.http_connections_open.set_function(lambda: float(connections()))
+        self.webhook_body_reads.set_function(lambda: float(body_reads()))
 
     def job_ended(self, outcome: str, *, project_id: str | None = None, credits: int = 0) -> None:
         self.jobs.labels(outcome=outcome).inc()

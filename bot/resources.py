@@ -27,6 +27,7 @@ from bot.magic_hour import AsyncClient, EstimatedPolicy, PollPolicy, RetryPolicy
 from bot.metrics import Metrics
 from bot.project_events import SPARSE_POLL, PostgresRelay, ProjectEvents
 from bot.settings import Settings
+from bot.web.limits import HttpLimits
 from bot.web.server import ListenError, WebApp, serve
 from bot.webhook_intake import WebhookIntake
 
@@ -156,7 +157,11 @@ async def open_resources(
 
 @contextlib.asynccontextmanager
 async def serve_http(
-    settings: Settings, resources: Resources, *, gateway_connected: Callable[[], bool]
+    settings: Settings,
+    resources: Resources,
+    *,
+    gateway_connected: Callable[[], bool],
+    limits: HttpLimits | None = None,
 ) -> AsyncIterator[int | None]:
     """With PORT set, serve /healthz, /metrics and (with a secret) the webhook; yields the bound port."""
     if settings.port is None:
@@ -175,6 +180,7 @@ async def serve_http(
         intake=intake,
         webhook_secret=secret,
         gateway_connected=gateway_connected,
+        limits=limits,
     )
     try:
         serving = serve(app, settings.host, settings.port)

@@ -15,8 +15,20 @@ from aiohttp import web
 
 from bot.ledger import Ledger
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.web.body import BodyReads
+from bot.web.connections import ConnectionGate, GatedSite
+from bot.web.health import CachedCheck
+from bot.web.limits import HttpLimits
 from bot.webhook_intake import WebhookIntake
-from bot.webhooks import MAX_BODY_BYTES, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookRefused, parse, verify
+from bot.webhooks import (
+    MAX_BODY_BYTES,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookRefused,
+    check_headers,
+    parse,
+    verify,
+)
 
 log = logging.getLogger("bot.web")
 WEBHOOK_PATH = "/webhooks/magic-hour"
@@ -24,9 +36,6 @@ WEBHOOK_PATH = "/webhooks/magic-hour"
 
 class ListenError(Exception):
     """The port is taken or not ours to bind; one line for the person running the bot."""
-
-
-DATABASE_CHECK_SECONDS = 3.0
 
 
 class WebApp:
@@ -39,6 +48,7 @@ class WebApp:
         webhook_secret: str | None,
         gateway_connected: Callable[[], bool],
         clock: Callable[[], float] = time.time,
+        limits: HttpLimits | None = None,
     ) -> None:
         self.ledger = ledger
         self.metrics = metrics
@@ -46,9 +56,12 @@ class WebApp:
         self.secret = webhook_secret
         self.gateway_connected = gateway_connected
         self.clock = clock
+        self.limits = limits or HttpLimits()
+        self.database_answers = CachedCheck(ledger.ping, ttl=self.limits.health_cache_seconds)
+        self.bodies = BodyReads(max_reads=self.limits.max_body_reads, seconds=self.limits.body_read_seconds)
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES)  # for any handler that ever uses request.read()
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics_page)
         if self.secret and self.intake is not None:
@@ -59,17 +72,10 @@ class WebApp:
         failing: list[str] = []
         if not self.gateway_connected():
             failing.append("gateway")
-        if not await self._database_answers():
+        if not await self.database_answers():
             failing.append("database")
         body = {"status": "ok" if not failing else "unavailable", "failing": failing}
         return web.json_response(body, status=503 if failing else 200)
-
-    async def _database_answers(self) -> bool:
-        try:
-            await self.ledger.ping()
-        except Exception:
-            return False
-        return True
 
     async def metrics_page(self, _: web.Request) -> web.Response:
         response = web.Response(body=self.metrics.render())
@@ -78,47 +84,55 @@ class WebApp:
 
     async def webhook(self, request: web.Request) -> web.Response:
         assert self.secret is not None and self.intake is not None
+        timestamp = request.headers.get(TIMESTAMP_HEADER)
+        signature = request.headers.get(SIGNATURE_HEADER)
         try:
-            raw = await _read_capped(request)
-            verify(
-                self.secret,
-                request.headers.get(TIMESTAMP_HEADER),
-                request.headers.get(SIGNATURE_HEADER),
-                raw,
-                self.clock(),
-            )
+            check_headers(timestamp, signature, self.clock())  # before a byte of the body is read
+            raw = await self.bodies.read(request)
+            verify(self.secret, timestamp, signature, raw, self.clock())
             event = parse(raw)
         except WebhookRefused as refused:
-            self.metrics.webhook_events.labels(outcome=refused.reason).inc()
-            log.warning("webhook refused: %s (from %s)", refused.reason, request.remote)
-            return web.json_response({"error": refused.reason}, status=refused.status)
+            return self._refuse(refused, request)
         outcome = await self.intake.receive(event)
         self.metrics.webhook_events.labels(outcome=outcome).inc()
         log.info("webhook %s for project %s: %s", event.type, event.project.id if event.project else "-", outcome)
         return web.json_response({"ok": True, "outcome": outcome})
 
-
-async def _read_capped(request: web.Request) -> bytes:
-    """The raw body, refused past MAX_BODY_BYTES by its Content-Length and by what really arrives."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise WebhookRefused("too_large", 413)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise WebhookRefused("too_large", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    def _refuse(self, refused: WebhookRefused, request: web.Request) -> web.Response:
+        self.metrics.webhook_events.labels(outcome=refused.reason).inc()
+        log.warning("webhook refused: %s (from %s)", refused.reason, request.remote)
+        response = web.json_response({"error": refused.reason}, status=refused.status)
+        if refused.status == 503:
+            response.headers["Retry-After"] = str(self.limits.retry_after_seconds)
+        response.force_close()  # the connection is not reused by whoever sent it
+        return response
 
 
 @contextlib.asynccontextmanager
 async def serve(app: WebApp, host: str, port: int) -> AsyncIterator[web.AppRunner]:
     """Listen until the block ends; port 0 picks a free one (see `runner.addresses`)."""
-    runner = web.AppRunner(app.application(), access_log=None, shutdown_timeout=2.0)
+    limits = app.limits
+    application = app.application()
+    runner = web.AppRunner(
+        application,
+        access_log=None,
+        shutdown_timeout=2.0,
+        lingering_time=limits.lingering_seconds,
+        max_headers=limits.max_headers,
+        max_field_size=limits.max_field_size,
+        auto_decompress=False,  # a compressed body could inflate far past the cap it was read under
+    )
+    gate = ConnectionGate(
+        runner,
+        max_connections=limits.max_connections,
+        first_request_seconds=limits.first_request_seconds,
+        on_close=lambda reason: app.metrics.http_connections_closed.labels(reason=reason).inc(),
+    )
+    application.middlewares.append(gate.middleware)
+    app.metrics.watch_http(connections=lambda: gate.open_connections, body_reads=lambda: app.bodies.reading)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await GatedSite(runner, host, port, gate).start()
     except OSError as error:
         await runner.cleanup()
         raise ListenError(f"PORT: could not listen on {host}:{port}: {error.strerror or error}") from None

@@ -20,6 +20,7 @@ from bot.magic_hour import PollPolicy
 from bot.project_events import SPARSE_POLL
 from bot.resources import open_resources, serve_http
 from bot.settings import Settings, parse_settings
+from bot.web.limits import HttpLimits
 from tests.fakes.discord_harness import DiscordHarness
 from tests.fakes.magic_hour import FakeMagicHour
 
@@ -62,6 +63,7 @@ async def bot_world(
     webhook_poll: PollPolicy = SPARSE_POLL,
     harness: dict[str, Any] | None = None,
     http: bool = False,
+    http_limits: HttpLimits | None = None,
     **overrides: str,
 ) -> AsyncIterator[BotWorld]:
     """`http=True` also starts the bot's HTTP server on an ephemeral 127.0.0.1 port (PORT=0)."""
@@ -72,7 +74,7 @@ async def bot_world(
         bot = BackgroundBot(settings, resources)
         async with (
             DiscordHarness(bot, token=DISCORD_TOKEN, **(harness or {})) as fake_discord,
-            serve_http(settings, resources, gateway_connected=bot.gateway_connected) as port,
+            serve_http(settings, resources, gateway_connected=bot.gateway_connected, limits=http_limits) as port,
         ):
             url = f"http://127.0.0.1:{port}" if port is not None else None
             yield BotWorld(bot=bot, discord=fake_discord, mh=mh, settings=settings, http_url=url)

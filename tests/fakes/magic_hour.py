@@ -341,6 +341,7 @@ class FakeMagicHour:
         self.webhook_deliveries: list[WebhookDelivery] = []
         self._drop_webhooks = 0
         self._webhook_session: aiohttp.ClientSession | None = None
+        self.webhook_keepalive = True  # False: a new connection for every event
         self._webhook_tasks: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle
@@ -455,7 +456,8 @@ class FakeMagicHour:
         """Send one signed event for `job` now, with the project as GET /v1/image-projects/{id} shows it."""
         assert self.webhook_url is not None, "call send_webhooks(url, secret) first"
         if self._webhook_session is None:
-            self._webhook_session = aiohttp.ClientSession()
+            connector = aiohttp.TCPConnector(force_close=not self.webhook_keepalive)
+            self._webhook_session = aiohttp.ClientSession(connector=connector)
         project = self._project_body(job)
         for problem in self.contract.response_errors(PROJECT_TEMPLATE, "GET", 200, project):
             self.violations.append(f"fake webhook payload: {problem}")

@@ -9,12 +9,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import event
 
 from bot.ledger import JobStatus
+from bot.web.limits import HttpLimits
 from tests.e2e.conftest import BotWorld, bot_world
 from tests.fakes.interactions import make_attachment
 from tests.fakes.magic_hour import FakeMagicHour
 from tests.web.conftest import WEBHOOK_SECRET, TcpProxy, fresh_postgres_database
+
+QUICK_HEALTH = HttpLimits(health_cache_seconds=0.2)
 
 
 async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, dict]:
@@ -65,15 +69,40 @@ async def test_healthz_is_ok_then_names_the_database_once_it_stops(
         proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         try:
-            async with bot_world(tmp_path, mh, http=True, harness={"ready": True}, DATABASE_URL=proxied) as world:
+            async with bot_world(
+                tmp_path, mh, http=True, harness={"ready": True}, http_limits=QUICK_HEALTH, DATABASE_URL=proxied
+            ) as world:
                 status, body = await get_json(http, f"{world.http_url}/healthz")
                 assert (status, body) == (200, {"status": "ok", "failing": []})
                 await proxy.stop()
+                await asyncio.sleep(QUICK_HEALTH.health_cache_seconds * 1.5)  # the cached answer has expired
                 status, body = await get_json(http, f"{world.http_url}/healthz")
                 assert (status, body["failing"]) == (503, ["database"])
                 assert url.database not in str(body) and "postgres" not in str(body)
         finally:
             await proxy.stop()
+
+
+async def test_healthz_asks_the_database_once_however_many_ask_it_within_the_cache_time(
+    tmp_path: Path, mh: FakeMagicHour, http: aiohttp.ClientSession
+) -> None:
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    async with bot_world(tmp_path, mh, http=True, harness={"ready": True}) as world:
+        url = f"{world.http_url}/healthz"
+        engine = world.bot.ledger.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            answers = list(await asyncio.gather(*(get_json(http, url) for _ in range(20))))
+            answers += [await get_json(http, url) for _ in range(5)]
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert answers == [(200, {"status": "ok", "failing": []})] * 25
+    queries = [s for s in statements if s.lstrip().upper().startswith("SELECT")]  # not SQLite's BEGIN
+    assert len(queries) == 1, statements
 
 
 async def test_metrics_count_jobs_credits_requests_polls_and_webhooks(

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bot.webhooks import MAX_BODY_BYTES, WebhookRefused, parse, verify
+from bot.webhooks import MAX_BODY_BYTES, WebhookRefused, check_headers, parse, verify
 
 SECRET = "whsec_test_secret"
 NOW = 1_800_000_000.0
@@ -76,3 +76,24 @@ def test_other_event_types_parse_without_a_project() -> None:
     event = parse(json.dumps({"type": "video.completed", "payload": {"anything": 1}}).encode())
     assert event.type == "video.completed"
     assert event.project is None
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "sig", "reason"),
+    [
+        (None, "ab" * 32, "unsigned"),
+        (str(int(NOW)), None, "unsigned"),
+        (str(int(NOW)), "", "unsigned"),
+        ("yesterday", "ab" * 32, "bad_timestamp"),
+        (str(int(NOW) - 301), "ab" * 32, "stale"),
+        ("inf", "ab" * 32, "stale"),
+    ],
+)
+def test_headers_are_judged_without_the_body_or_the_secret(timestamp: str | None, sig: str | None, reason: str) -> None:
+    with pytest.raises(WebhookRefused) as refused:
+        check_headers(timestamp, sig, NOW)
+    assert refused.value.reason == reason
+
+
+def test_fresh_headers_pass_before_the_signature_can_be_checked() -> None:
+    check_headers(str(int(NOW) - 299), "not checked here", NOW)  # the HMAC needs the body: verify() does it

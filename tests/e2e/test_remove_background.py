@@ -464,3 +464,33 @@ async def test_a_result_that_reaches_no_one_is_settled_but_not_marked_delivered(
     job = await world.bot.ledger.get_job(interaction_id)
     assert job.status is JobStatus.COMPLETE and job.credits_charged == 5
     assert not job.delivered
+
+
+async def test_a_private_requests_project_is_deleted_at_magic_hour_after_delivery(world: BotWorld) -> None:
+    payload = world.discord.slash_command("remove-background", {"image": make_attachment("me.png"), "private": True})
+    interaction_id = await world.discord.run(payload, timeout=10)
+    job = await world.bot.ledger.get_job(interaction_id)
+    assert job.delivered
+    async with asyncio.timeout(5):
+        while world.mh.count("DELETE", "/v1/image-projects/") == 0:
+            await asyncio.sleep(0.02)
+    [deleted] = [r.path for r in world.mh.requests if r.method == "DELETE"]
+    assert deleted == f"/v1/image-projects/{job.project_id}"
+
+
+async def test_a_public_requests_project_is_kept_with_the_default_setting(world: BotWorld) -> None:
+    payload = world.discord.slash_command("remove-background", {"image": make_attachment("cat.png")})
+    await world.discord.run(payload, timeout=10)
+    await world.bot.runner.janitor.sweep()
+    assert world.mh.count("DELETE", "/v1/image-projects/") == 0
+
+
+async def test_a_result_too_large_to_upload_is_deleted_only_when_its_link_expires(world: BotWorld) -> None:
+    world.mh.output_bytes = b"\x89PNG\r\n\x1a\n" + bytes(11 * 1024 * 1024)  # too big for the reply: a link
+    payload = world.discord.slash_command("remove-background", {"image": make_attachment("big.png"), "private": True})
+    interaction_id = await world.discord.run(payload, timeout=10)
+    await world.bot.runner.janitor.sweep()
+    assert world.mh.count("DELETE", "/v1/image-projects/") == 0  # the link still works for the member
+    job = await world.bot.ledger.get_job(interaction_id)
+    [edit] = [e for e in world.discord.original_edits(payload["token"]) if "download it from" in e.json["content"]]
+    assert job.delivered and edit

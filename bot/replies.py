@@ -6,6 +6,7 @@ Pure functions of plain values: the cogs send them, the tests read them, and not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot.inputs import IMAGE_EXTENSIONS
@@ -51,7 +52,7 @@ def not_enabled_here() -> str:
     return "🔒 This bot is not enabled in this server. Its owner decides where it runs."
 
 
-def no_image_in_message(skipped: list[Skipped] | tuple[Skipped, ...] = ()) -> str:
+def no_image_in_message(skipped: Sequence[Skipped] = ()) -> str:
     accepted = ", ".join(sorted(IMAGE_EXTENSIONS))
     text = (
         "That message has no image Magic Hour can use: no image attachment, embedded picture or PNG sticker "
@@ -71,7 +72,7 @@ SKIP_REASONS: dict[Skip, str] = {
 SKIPPED_SHOWN = 10  # names listed before "and n more": the line stays far inside a message's 2,000 characters
 
 
-def skipped_sources(skipped: list[Skipped] | tuple[Skipped, ...], left_out: int = 0) -> str:
+def skipped_sources(skipped: Sequence[Skipped], left_out: int = 0) -> str:
     """What of a message was not sent to Magic Hour, and why, so nothing silently goes missing."""
     lines = []
     if skipped:

@@ -1,12 +1,15 @@
-"""Which attachments Magic Hour can take, checked before anything is charged or sent.
+"""Which inputs Magic Hour can take, checked before anything is charged or sent.
 
 A refused input must cost nothing and say exactly what is wrong, so the checks run on the attachment's
-metadata (name, content type, size) that Discord already gave us, without fetching a byte.
+metadata (name, content type, size) that Discord already gave us, without fetching a byte. Inputs that are
+links rather than uploads (embeds, stickers, avatars, a member's link: `bot/sources.py`) have no size or
+type to read without downloading them, which the bot never does: their link is what gets checked.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
@@ -33,15 +36,26 @@ IMAGE_CONTENT_TYPES = frozenset(
 )
 
 
+class Source(StrEnum):
+    """Where an input comes from; only attachments are uploads whose link Discord can refresh."""
+
+    ATTACHMENT = "attachment"
+    EMBED = "embed"
+    STICKER = "sticker"
+    AVATAR = "avatar"
+    LINK = "link"
+
+
 @dataclass(frozen=True)
 class InputFile:
-    """What the checks need to know about one attachment."""
+    """What the checks need to know about one input."""
 
     role: str  # "image" or "background", for the message
-    filename: str
-    content_type: str | None
-    size: int
+    filename: str  # names the result (`output_filename`)
+    content_type: str | None  # None for links: known only by fetching them
+    size: int | None  # None for links, as above
     url: str
+    source: Source = Source.ATTACHMENT
 
 
 def extension_of(filename: str) -> str:
@@ -69,6 +83,11 @@ def problem_with(item: InputFile, max_bytes: int) -> str | None:
     url_extension = extension_of(urlsplit(item.url).path)
     content_type = (item.content_type or "").split(";")[0].strip().lower()
     accepted = ", ".join(sorted(IMAGE_EXTENSIONS))
+    if item.source is not Source.ATTACHMENT:
+        # Magic Hour reads the type from the link's path; the rest of the link was judged where it came from.
+        if url_extension not in IMAGE_EXTENSIONS:
+            return f"{label} has a link without an image extension ({accepted}), which Magic Hour cannot read."
+        return None
     if extension not in IMAGE_EXTENSIONS:
         shown = f".{extension}" if extension else "no extension"
         return f"{label} has {shown}; Magic Hour accepts {accepted}."
@@ -80,7 +99,7 @@ def problem_with(item: InputFile, max_bytes: int) -> str | None:
     if content_type not in IMAGE_CONTENT_TYPES:
         shown = content_type or "an unknown type"
         return f"{label} is {shown}, not an image Magic Hour accepts ({accepted})."
-    if item.size <= 0:
+    if item.size is None or item.size <= 0:
         return f"{label} is empty."
     if item.size > max_bytes:
         return f"{label} is {human_size(item.size)}; the limit is {human_size(max_bytes)}. Send a smaller image."

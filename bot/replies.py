@@ -6,6 +6,7 @@ Pure functions of plain values: the cogs send them, the tests read them, and not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot.imaging import ImageProblem, ResultOptions
@@ -13,6 +14,7 @@ from bot.inputs import IMAGE_EXTENSIONS
 from bot.jobs import Charge, Failure, FailureKind, JobResult, RequestResult, StillRunning, classify
 from bot.ledger import HeldJobs, LimitExceeded, Payer, Period, Usage
 from bot.magic_hour import ProjectStatus
+from bot.sources import MAX_MENU_IMAGES, Skip, Skipped
 
 PERIOD_WORDS: dict[Period, str] = {
     Period.DAY: "today",
@@ -60,9 +62,56 @@ def not_installed_here(in_server: bool) -> str:
     return "This command only works in a server that added the bot."
 
 
-def no_image_in_message() -> str:
+def no_image_in_message(skipped: Sequence[Skipped] = ()) -> str:
     accepted = ", ".join(sorted(IMAGE_EXTENSIONS))
-    return f"That message has no image attachment Magic Hour can use ({accepted})."
+    text = (
+        "That message has no image Magic Hour can use: no image attachment, embedded picture or PNG sticker "
+        f"({accepted}). Nothing was charged."
+    )
+    return f"{text}\n{skipped_sources(skipped)}" if skipped else text
+
+
+SKIP_REASONS: dict[Skip, str] = {
+    Skip.VIDEO: "a video",
+    Skip.GIF: "a GIF",
+    Skip.LOTTIE: "an animated Lottie sticker",
+    Skip.FORMAT: "an image format Magic Hour doesn't take",
+    Skip.NOT_AN_IMAGE: "not an image",
+    Skip.LINK: "its link doesn't show an image type Magic Hour can read",
+}
+SKIPPED_SHOWN = 10  # names listed before "and n more": the line stays far inside a message's 2,000 characters
+
+
+def skipped_sources(skipped: Sequence[Skipped], left_out: int = 0) -> str:
+    """What of a message was not sent to Magic Hour, and why, so nothing silently goes missing."""
+    lines = []
+    if skipped:
+        named = ", ".join(f"{code(item.name, 60)} ({SKIP_REASONS[item.reason]})" for item in skipped[:SKIPPED_SHOWN])
+        more = f" and {len(skipped) - SKIPPED_SHOWN} more" if len(skipped) > SKIPPED_SHOWN else ""
+        lines.append(f"⚠️ Not supported, so left out: {named}{more}.")
+    if left_out:
+        first = f"the first {MAX_MENU_IMAGES} images of a message"
+        lines.append(f"⚠️ A request takes {first}; {left_out} more were left out.")
+    return "\n".join(lines)
+
+
+def image_or_link_needed() -> str:
+    return "❌ Attach an `image` or give a `url` to one. Nothing was charged."
+
+
+def image_and_link_both() -> str:
+    return "❌ Give either an `image` or a `url`, not both. Nothing was charged."
+
+
+def input_refused(problem: str) -> str:
+    return f"❌ {problem} Nothing was charged."
+
+
+def default_avatar(name: str) -> str:
+    return (
+        f"🙂 {code(name, 60)} uses Discord's default avatar, so there is no picture of theirs to remove the "
+        "background from. Nothing was charged."
+    )
 
 
 def queued(position: int) -> str:

@@ -1,33 +1,50 @@
-"""/remove-background and the "Remove background" message menu: Discord in, a request of images out.
+"""/remove-background and the "Remove background" and "Remove avatar background" menus: Discord in, a request
+of images out.
 
-The cog only translates. It checks every attachment (one bad file refuses the whole request before
-anything is charged), acknowledges the interaction at once, hands a `BatchRequest` to the runner, and
-renders the request's events as edits of its reply.
+The cog only translates. It turns what the member pointed at (attachments, a message's embeds and stickers,
+an avatar, a link) into checked inputs (`bot/sources.py`; one bad input refuses the whole request before
+anything is charged), acknowledges the interaction at once, hands a `Request` to the runner, and renders
+the request's events as edits of its reply.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from typing import TYPE_CHECKING
 
 import discord
+import discord.http
 from discord import app_commands
 from discord.ext import commands
 
 from bot import replies
 from bot.adapter.events import InteractionEvents
 from bot.adapter.installs import open_to_members, payer_of
-from bot.inputs import InputFile, is_image, problem_with
+from bot.inputs import InputFile, Source, problem_with
 from bot.jobs import ImageInput, ImageJob, InputRefresher, MemberBusy, Request, ShuttingDown, job_name
 from bot.ledger import Origin, Payer
+from bot.sources import (
+    MAX_LINK_LENGTH,
+    AttachmentItem,
+    EmbedItem,
+    MessageImages,
+    Picture,
+    StickerItem,
+    avatar_image,
+    check_link,
+    link_image,
+    message_images,
+    refreshed_links,
+)
 
 if TYPE_CHECKING:
     from bot.adapter.bot import BackgroundBot
 
 log = logging.getLogger("bot.cogs.remove_background")
 
-MAX_MENU_IMAGES = 10  # Discord allows 10 attachments per message
+AVATAR_SIZE = 1024  # px: Discord serves avatars up to 4096; this is plenty for a cut-out and quick to fetch
 
 
 def input_file(role: str, attachment: discord.Attachment) -> InputFile:
@@ -40,22 +57,88 @@ def input_file(role: str, attachment: discord.Attachment) -> InputFile:
     )
 
 
+def offered_images(message: discord.Message) -> MessageImages:
+    """The message's attachments, embedded pictures and stickers as `bot.sources` reads them."""
+    return message_images(
+        [AttachmentItem(a.filename, a.content_type, a.size, a.url) for a in message.attachments],
+        [_embed_item(embed) for embed in message.embeds],
+        [StickerItem(s.name, s.format.name, s.url) for s in message.stickers],
+    )
+
+
+def _embed_item(embed: discord.Embed) -> EmbedItem:
+    def picture(proxy: discord.embeds.EmbedProxy) -> Picture | None:
+        url = getattr(proxy, "url", None)
+        return Picture(url, getattr(proxy, "proxy_url", None)) if url else None
+
+    return EmbedItem(
+        kind=embed.type,
+        image=picture(embed.image),
+        thumbnail=picture(embed.thumbnail),
+        has_video=bool(getattr(embed.video, "url", None)),
+    )
+
+
+def avatar_url(target: discord.Member | discord.User) -> str | None:
+    """The server avatar if there is one, else the account avatar, as a static PNG; None for Discord's
+    default avatar (a coloured logo, nothing of the member's to cut out)."""
+    asset = (target.guild_avatar if isinstance(target, discord.Member) else None) or target.avatar
+    return asset.with_format("png").with_size(AVATAR_SIZE).url if asset is not None else None
+
+
+async def no_refresh(job: ImageJob) -> ImageJob | None:
+    """Links, embeds, stickers and avatars are not refreshed: a fresh copy would mean downloading them."""
+    return None
+
+
+class FreshAttachmentLinks:
+    """Fresh links for a message's expired attachment URLs, from Discord's `POST /attachments/refresh-urls`.
+
+    Re-fetching the message would need the Message Content intent (without it Discord returns no
+    attachments), which this bot does not ask for; the refresh endpoint needs nothing. One call covers every
+    attachment of the request, made by the first image that needs it.
+    """
+
+    def __init__(self, http: discord.http.HTTPClient, inputs: list[InputFile]) -> None:
+        self.http = http
+        self.inputs = inputs
+        self._lock = asyncio.Lock()
+        self._fresh: dict[str, str] | None = None
+
+    async def __call__(self, job: ImageJob) -> ImageJob | None:
+        if self.inputs[job.position].source is not Source.ATTACHMENT:
+            return None
+        async with self._lock:
+            if self._fresh is None:
+                urls = [item.url for item in self.inputs if item.source is Source.ATTACHMENT]
+                route = discord.http.Route("POST", "/attachments/refresh-urls")
+                self._fresh = refreshed_links(await self.http.request(route, json={"attachment_urls": urls}))
+        fresh = self._fresh.get(self.inputs[job.position].url)
+        return job.with_inputs(fresh, job.background_url) if fresh else None
+
+
 class RemoveBackground(commands.Cog):
     def __init__(self, bot: BackgroundBot) -> None:
         self.bot = bot
         self.menu = app_commands.ContextMenu(name="Remove background", callback=self.remove_background_menu)
+        self.avatar_menu = app_commands.ContextMenu(
+            name="Remove avatar background", callback=self.remove_avatar_background
+        )
 
     async def cog_load(self) -> None:
-        for command in (self.remove_background, self.menu):
+        for command in (self.remove_background, self.menu, self.avatar_menu):
             open_to_members(command, self.bot.settings)
         self.bot.tree.add_command(self.menu)
+        self.bot.tree.add_command(self.avatar_menu)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+        self.bot.tree.remove_command(self.avatar_menu.name, type=self.avatar_menu.type)
 
     @app_commands.command(name="remove-background", description="Remove the background of images with Magic Hour")
     @app_commands.describe(
-        image="The image whose background should be removed",
+        image="The image whose background should be removed (or give a url instead)",
+        url="Instead of image: an https link to an image file (.png, .jpg, .webp, ...)",
         image2="Optional: another image, processed in the same request",
         image3="Optional: another image, processed in the same request",
         image4="Optional: another image, processed in the same request",
@@ -66,7 +149,8 @@ class RemoveBackground(commands.Cog):
     async def remove_background(
         self,
         interaction: discord.Interaction,
-        image: discord.Attachment,
+        image: discord.Attachment | None = None,
+        url: app_commands.Range[str, 1, MAX_LINK_LENGTH] | None = None,
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
         image4: discord.Attachment | None = None,
@@ -74,34 +158,65 @@ class RemoveBackground(commands.Cog):
         name: app_commands.Range[str, 1, 100] | None = None,
         private: bool = False,
     ) -> None:
-        chosen = [a for a in (image, image2, image3, image4) if a is not None]
-        inputs = [input_file("image", a) for a in chosen]
+        if (image is None) == (url is None):
+            refusal = replies.image_or_link_needed() if image is None else replies.image_and_link_both()
+            await interaction.response.send_message(refusal, ephemeral=True)
+            return
+        if url is not None and (problem := check_link(url)):
+            await interaction.response.send_message(replies.input_refused(problem), ephemeral=True)
+            return
+        # None stands for the member's link: the bot never downloads it, so it has no copy to upload.
+        uploads = [image, *(a for a in (image2, image3, image4) if a is not None)]
+        inputs = [input_file("image", a) if a is not None else link_image(url or "") for a in uploads]
         backdrop = input_file("background", background) if background else None
-
-        async def refresh(job: ImageJob) -> ImageJob | None:
-            # Slash-command attachments belong to no message we could re-fetch, so send the bytes instead.
-            image_path = await self._upload_copy(chosen[job.position])
-            background_path = await self._upload_copy(background) if background else None
-            return job.with_inputs(image_path, background_path)
-
+        refresh = self._upload_refresher(uploads, background)
         await self._start(interaction, inputs, backdrop, name, refresh, private=private)
 
     async def remove_background_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        images = [a for a in message.attachments if is_image(a.filename, a.content_type)][:MAX_MENU_IMAGES]
-        if not images:
-            await interaction.response.send_message(replies.no_image_in_message(), ephemeral=True)
+        found = offered_images(message)
+        if not found.images:
+            await interaction.response.send_message(replies.no_image_in_message(found.skipped), ephemeral=True)
             return
+        inputs = list(found.images)
+        refresh = FreshAttachmentLinks(self.bot.http, inputs)
+        await self._start(interaction, inputs, None, None, refresh, private=False)
+        await self._tell_skipped(interaction, found)
 
+    async def remove_avatar_background(
+        self, interaction: discord.Interaction, member: discord.Member | discord.User
+    ) -> None:
+        url = avatar_url(member)
+        if url is None:
+            await interaction.response.send_message(replies.default_avatar(member.display_name), ephemeral=True)
+            return
+        await self._start(interaction, [avatar_image(member.display_name, url)], None, None, no_refresh, private=False)
+
+    def _upload_refresher(
+        self, uploads: list[discord.Attachment | None], background: discord.Attachment | None
+    ) -> InputRefresher:
         async def refresh(job: ImageJob) -> ImageJob | None:
-            # Discord's CDN links are signed and expire: the message itself hands out a fresh one.
-            fresh = await message.channel.fetch_message(message.id)
-            wanted = images[job.position].id
-            match = next((a for a in fresh.attachments if a.id == wanted), None)
-            if match is None:
+            # Slash-command attachments belong to no message whose links Discord could refresh: send the
+            # bytes instead. A member's link is not retried (that would mean the bot downloading it).
+            attachment = uploads[job.position]
+            if attachment is None:
                 return None
-            return job.with_inputs(match.url, job.background_url)
+            image_path = await self._upload_copy(attachment)
+            background_path = await self._upload_copy(background) if background else None
+            return job.with_inputs(image_path, background_path)
 
-        await self._start(interaction, [input_file("image", a) for a in images], None, None, refresh, private=False)
+        return refresh
+
+    async def _tell_skipped(self, interaction: discord.Interaction, found: MessageImages) -> None:
+        """Name what the request left out, once its reply stands (a followup sent while the reply is still
+        "thinking" would replace it). Only the member sees it; nothing to say if the request never started."""
+        if not (found.skipped or found.left_out):
+            return
+        if interaction.response.type is not discord.InteractionResponseType.deferred_channel_message:
+            return
+        try:
+            await interaction.followup.send(replies.skipped_sources(found.skipped, found.left_out), ephemeral=True)
+        except discord.HTTPException as error:
+            log.info("could not say what the request left out interaction=%s: %s", interaction.id, error)
 
     async def _start(
         self,
@@ -116,7 +231,9 @@ class RemoveBackground(commands.Cog):
         bot = self.bot
         payer = payer_of(interaction, bot.settings)
         if payer is None:
-            await interaction.response.send_message(replies.not_installed_here(interaction.guild_id is not None), ephemeral=True)
+            await interaction.response.send_message(
+                replies.not_installed_here(interaction.guild_id is not None), ephemeral=True
+            )
             return
         for item in [*inputs, *([background] if background else [])]:
             if problem := problem_with(item, bot.settings.max_input_bytes):

@@ -19,7 +19,7 @@ async def test_first_start_syncs_and_an_unchanged_restart_does_not(tmp_path: Pat
         assert len(puts) == 1
         assert puts[0].path == f"/applications/{first.discord.application_id}/commands"
         names = sorted(c["name"] for c in puts[0].json)
-        assert names == ["Remove background", "credits", "remove-background"]
+        assert names == ["Remove avatar background", "Remove background", "credits", "remove-background"]
         application_id = first.discord.application_id
     async with bot_world(tmp_path, mh, harness={"application_id": application_id}) as second:
         assert command_puts(second) == []

@@ -256,11 +256,12 @@ async def test_slow_job_is_announced_then_delivered(tmp_path: Path, mh: FakeMagi
         assert job.status is JobStatus.COMPLETE
 
 
-async def test_stale_cdn_link_is_refreshed_from_the_message_and_retried_once(world: BotWorld) -> None:
+async def test_stale_cdn_link_is_refreshed_through_discord_and_retried_once(world: BotWorld) -> None:
+    world.discord.api.message_content_intent = False  # as for this bot: re-fetching the message shows no files
     message = world.discord.add_message(attachments=[make_attachment("old.png")])
     first_url = message["attachments"][0]["url"]
     world.mh.fetchable = lambda url: url != first_url
-    world.discord.api.revoke_cdn_links()  # the message now hands out freshly signed links
+    world.discord.api.revoke_cdn_links()  # only freshly signed links work now
     payload = world.discord.message_context_menu("Remove background", message)
     payload["data"]["resolved"]["messages"][message["id"]]["attachments"][0]["url"] = first_url
     interaction_id = world.discord.dispatch(payload)
@@ -269,8 +270,11 @@ async def test_stale_cdn_link_is_refreshed_from_the_message_and_retried_once(wor
     sent = creates(world.mh)
     assert len(sent) == 2
     assert sent[0].json["assets"]["image_file_path"] == first_url
-    assert sent[1].json["assets"]["image_file_path"] != first_url
-    assert any(r.method == "GET" and r.path.endswith(f"/messages/{message['id']}") for r in world.discord.requests)
+    retried = sent[1].json["assets"]["image_file_path"]
+    assert retried != first_url and retried.split("?")[0] == first_url.split("?")[0]
+    [refresh] = world.discord.api.find("POST", r"^/attachments/refresh-urls$")
+    assert refresh.json == {"attachment_urls": [first_url]}
+    assert refresh.response["refreshed_urls"] == [{"original": first_url, "refreshed": retried}]
     assert last_edit(world, payload["token"]).files
     job = await world.bot.ledger.get_job(interaction_id)
     assert job.status is JobStatus.COMPLETE and job.credits_charged == 5

@@ -30,6 +30,7 @@ from tests.fakes.interactions import (
     DISCORD_CDN,
     DISCORD_MEDIA_PROXY,
     Attachment,
+    Sticker,
     User,
     channel_payload,
     guess_content_type,
@@ -55,6 +56,13 @@ MODAL = 9
 APPLICATION_COMMAND, MESSAGE_COMPONENT = 2, 3
 
 _UNSET: Any = object()
+
+# Routes Discord serves that its OpenAPI file (tests/contracts/discord-openapi.json) does not describe: the
+# fake cannot check them against it, so each handler checks its own request instead.
+# POST /attachments/refresh-urls: https://discord.com/developers/docs/resources/message (attachment URL
+# refresh), `{"attachment_urls": [...]}` (1 to 50 CDN links) → `{"refreshed_urls": [{original, refreshed}]}`.
+UNDOCUMENTED_ROUTES = frozenset({("POST", "/attachments/refresh-urls")})
+MAX_REFRESH_URLS = 50
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,9 @@ class FakeDiscordAPI:
         self.owner = owner
         self.local_cdn = local_cdn
         self.clock = clock
+        # Off: like Discord for an app without the Message Content intent, GET of a message someone else
+        # posted answers with no content, embeds, attachments or components (interactions still carry them).
+        self.message_content_intent = True
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []  # requests Discord's description forbids, and answers it does not allow
         self.messages: dict[int, dict[str, Any]] = {}
@@ -274,11 +285,14 @@ class FakeDiscordAPI:
         attachments: Iterable[Attachment] = (),
         author: User | None = None,
         guild_id: int | None = None,
+        embeds: Iterable[dict[str, Any]] = (),
+        stickers: Iterable[Sticker] = (),
     ) -> dict[str, Any]:
         """A message someone posted (e.g. an image to right-click); stored so it can be fetched later."""
         self.add_channel(channel_id, guild_id)
         for attachment in attachments:
             self.publish(attachment, attachment.path(owner_id=channel_id))
+        extra: dict[str, Any] = {"sticker_items": [s.item_payload() for s in stickers]} if stickers else {}
         message = message_payload(
             channel_id=channel_id,
             author=(author or make_user("bob")).payload(),
@@ -287,6 +301,8 @@ class FakeDiscordAPI:
                 a.payload(owner_id=channel_id, cdn=self.cdn_base, media_proxy=self.media_proxy_base)
                 for a in attachments
             ],
+            embeds=[copy.deepcopy(e) for e in embeds],
+            **extra,
         )
         self.messages[int(message["id"])] = message
         return self.served(message)
@@ -398,7 +414,7 @@ class FakeDiscordAPI:
         is_api = raw_path.startswith(API_PREFIX)
         operation, errors = (
             contract().request_errors(record.method, path, record.query, body_json, request.content_type)
-            if is_api and self.validate
+            if is_api and self.validate and (record.method, path) not in UNDOCUMENTED_ROUTES
             else (None, {})
         )
         try:
@@ -484,6 +500,7 @@ class FakeDiscordAPI:
             ("POST", f"/channels/{cid}/messages", True, self._channel_post),
             ("GET", f"/channels/{cid}/messages/{snow.format('mid')}", True, self._channel_get),
             ("POST", "/users/@me/channels", True, self._open_dm),
+            ("POST", "/attachments/refresh-urls", True, self._refresh_urls),  # see UNDOCUMENTED_ROUTES
         ]
         self._routes = [(m, re.compile(p), auth, h) for m, p, auth, h in table]
 
@@ -683,7 +700,33 @@ class FakeDiscordAPI:
         return 200, self.served(self._create_message(int(channel["id"]), body, record.files))
 
     async def _channel_get(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
-        return 200, self.served(self._channel_message(match))
+        message = self.served(self._channel_message(match))
+        if not self.message_content_intent and message["author"]["id"] != str(self.bot_user.id):
+            message.update(content="", embeds=[], attachments=[], components=[])
+        return 200, message
+
+    # -- attachments -------------------------------------------------------------------------------------
+
+    async def _refresh_urls(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
+        """Fresh signatures for links to attachments of stored messages; other links are left out (a deleted
+        message's files are gone from Discord's CDN). Not in the OpenAPI file, so the body is checked here."""
+        body = record.json if isinstance(record.json, dict) else {}
+        urls = body.get("attachment_urls")
+        if (
+            set(body) != {"attachment_urls"}
+            or not isinstance(urls, list)
+            or not 1 <= len(urls) <= MAX_REFRESH_URLS
+            or not all(isinstance(url, str) for url in urls)
+        ):
+            self.violations.append(f"POST /attachments/refresh-urls: malformed body {record.json!r}")
+            raise DiscordError(400, "Invalid Form Body", 50035, {"attachment_urls": {"_errors": [{"code": "INVALID"}]}})
+        stored = {
+            urlsplit(attachment["url"]).path
+            for message in self.messages.values()
+            for attachment in message.get("attachments", [])
+        }
+        refreshed = [{"original": url, "refreshed": self.sign(url)} for url in urls if urlsplit(url).path in stored]
+        return 200, {"refreshed_urls": refreshed}
 
     async def _open_dm(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
         recipient = str((record.json or {}).get("recipient_id", ""))

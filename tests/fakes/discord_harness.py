@@ -36,6 +36,7 @@ from tests.fakes.interactions import (
     Attachment,
     InteractionContext,
     Member,
+    Sticker,
     User,
     make_user,
     nest_subcommand,
@@ -231,8 +232,11 @@ class DiscordHarness:
         attachments: Iterable[Attachment] = (),
         author: User | None = None,
         guild_id: int | None = _UNSET,
+        embeds: Iterable[dict[str, Any]] = (),
+        stickers: Iterable[Sticker] = (),
     ) -> dict[str, Any]:
-        """A message someone posted in a channel of the harness's guild (`guild_id=None`: a DM)."""
+        """A message someone posted in a channel of the harness's guild (`guild_id=None`: a DM); `embeds` from
+        the builders in `interactions.py` (`image_embed`, `gifv_embed`, ...), `stickers` from `make_sticker`."""
         guild = self.guild_id if guild_id is _UNSET else guild_id
         return self.api.add_message(
             channel_id or self.channel_id,
@@ -240,6 +244,8 @@ class DiscordHarness:
             attachments=attachments,
             author=author,
             guild_id=guild,
+            embeds=embeds,
+            stickers=stickers,
         )
 
     # -- payload builders ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Builders for the JSON Discord really sends: users, members, attachments, messages and interactions.
+"""Builders for the JSON Discord really sends: users, members, attachments, embeds, stickers, messages and
+interactions.
 
 Pure data, no I/O, so tests can build payloads without a server; `discord_api.DiscordHarness` fills in
 the defaults (application id, guild, channel, the fake's CDN) and feeds them to a real discord.py client.
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 DISCORD_EPOCH_MS = 1_420_070_400_000
 DISCORD_CDN = "https://cdn.discordapp.com"
 DISCORD_MEDIA_PROXY = "https://media.discordapp.net"
+DISCORD_EXTERNAL_PROXY = "https://images-ext-1.discordapp.net"  # where Discord serves embeds' outside pictures
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024  # unboosted servers and DMs: 10 MiB
 CDN_LINK_LIFETIME_S = 24 * 3600
 
@@ -168,6 +170,7 @@ class Member:
     roles: tuple[int, ...] = ()
     nick: str | None = None
     joined_at: str = "2024-01-01T00:00:00.000000+00:00"
+    avatar: str | None = None  # a server avatar's hash; None: the account avatar shows
 
     @property
     def id(self) -> int:
@@ -178,7 +181,7 @@ class Member:
         data: dict[str, Any] = {
             "roles": [str(r) for r in self.roles],
             "nick": self.nick,
-            "avatar": None,
+            "avatar": self.avatar,
             "banner": None,
             "joined_at": self.joined_at,
             "premium_since": None,
@@ -194,14 +197,26 @@ class Member:
         return data
 
 
-def make_user(username: str = "alice", *, id: int | None = None, bot: bool = False) -> User:
-    return User(id=id if id is not None else snowflake(), username=username, bot=bot)
+def make_user(username: str = "alice", *, id: int | None = None, bot: bool = False, avatar: str | None = None) -> User:
+    """`avatar` is the account avatar's hash (`a_…` for an animated one); None: Discord's default avatar."""
+    return User(id=id if id is not None else snowflake(), username=username, bot=bot, avatar=avatar)
 
 
 def make_member(
-    user: User | None = None, *, permissions: int = DEFAULT_MEMBER_PERMISSIONS, roles: tuple[int, ...] = ()
+    user: User | None = None,
+    *,
+    permissions: int = DEFAULT_MEMBER_PERMISSIONS,
+    roles: tuple[int, ...] = (),
+    avatar: str | None = None,
+    nick: str | None = None,
 ) -> Member:
-    return Member(user=user or make_user(), permissions=permissions, roles=roles)
+    """`avatar` is a server avatar's hash, shown instead of the account's in that server."""
+    return Member(user=user or make_user(), permissions=permissions, roles=roles, avatar=avatar, nick=nick)
+
+
+def avatar_hash(animated: bool = False) -> str:
+    digest = hashlib.md5(f"{time.time_ns()}-{next(_sequence)}".encode(), usedforsecurity=False).hexdigest()
+    return f"a_{digest}" if animated else digest
 
 
 @dataclass
@@ -268,6 +283,75 @@ def make_attachment(
         data=data,
         url=url,
     )
+
+
+def external_proxy_url(url: str) -> str:
+    """Discord's media-proxy copy of an outside picture: `https://x.io/a.png` → `…/external/<hash>/https/x.io/a.png`."""
+    parts = urlsplit(url)
+    digest = hashlib.sha256(url.encode()).hexdigest()[:43]
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{DISCORD_EXTERNAL_PROXY}/external/{digest}/{parts.scheme}/{parts.netloc}{parts.path}{query}"
+
+
+def embed_media(url: str, *, width: int = 640, height: int = 480) -> dict[str, Any]:
+    """An embed's image, thumbnail or video object: the original URL and Discord's proxied copy."""
+    return {"url": url, "proxy_url": external_proxy_url(url), "width": width, "height": height}
+
+
+def image_embed(url: str = "https://images.example.com/photos/cat.png") -> dict[str, Any]:
+    """What Discord makes of a link to a picture posted in a message: the picture is the thumbnail."""
+    return {"type": "image", "url": url, "thumbnail": embed_media(url)}
+
+
+def gifv_embed(page: str = "https://tenor.com/view/party-gif-123") -> dict[str, Any]:
+    """A Tenor/Giphy GIF: a looping video, with a still as its thumbnail."""
+    return {
+        "type": "gifv",
+        "url": page,
+        "provider": {"name": "Tenor", "url": "https://tenor.co"},
+        "thumbnail": embed_media("https://media.tenor.com/abc/party.png"),
+        "video": embed_media("https://media.tenor.com/abc/party.mp4"),
+    }
+
+
+def video_embed(page: str = "https://www.youtube.com/watch?v=abc") -> dict[str, Any]:
+    return {
+        "type": "video",
+        "url": page,
+        "title": "A video",
+        "thumbnail": embed_media("https://i.ytimg.com/vi/abc/hqdefault.jpg"),
+        "video": {"url": "https://www.youtube.com/embed/abc", "width": 1280, "height": 720},
+    }
+
+
+def rich_embed(*, image: str | None = None, thumbnail: str | None = None, title: str = "A card") -> dict[str, Any]:
+    """An embed a bot or a link preview made: a big `image`, a small `thumbnail`, or both."""
+    data: dict[str, Any] = {"type": "rich", "title": title}
+    if image is not None:
+        data["image"] = embed_media(image)
+    if thumbnail is not None:
+        data["thumbnail"] = embed_media(thumbnail, width=80, height=80)
+    return data
+
+
+# Sticker format types (https://discord.com/developers/docs/resources/sticker#sticker-object-sticker-format-types).
+STICKER_PNG, STICKER_APNG, STICKER_LOTTIE, STICKER_GIF = 1, 2, 3, 4
+
+
+@dataclass
+class Sticker:
+    """A sticker as a message carries it (`sticker_items`): discord.py builds its CDN URL from id and format."""
+
+    name: str = "wave"
+    format_type: int = STICKER_PNG
+    id: int = field(default_factory=snowflake)
+
+    def item_payload(self) -> dict[str, Any]:
+        return {"id": str(self.id), "name": self.name, "format_type": self.format_type}
+
+
+def make_sticker(name: str = "wave", format_type: int = STICKER_PNG) -> Sticker:
+    return Sticker(name=name, format_type=format_type)
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,8 @@ def image_failure(error: BaseException | str | None) -> str:
             return f"canceled at Magic Hour. {_kept(failed)}"
         case FailureKind.FAILED_AT_MAGIC_HOUR:
             return f"Magic Hour couldn't process it: {failed.message}. {_kept(failed)}"
+        case FailureKind.INPUT_UNREACHABLE:
+            return f"Magic Hour couldn't fetch it (is the link public and still there?). {_kept(failed)}"
         case FailureKind.STILL_RUNNING:
             return "still being processed at Magic Hour; it will be posted here when it's done."
         case FailureKind.CANCELLED:
@@ -384,6 +386,11 @@ def failure_text(failed: Failure) -> str:
             return f"❌ The job was canceled at Magic Hour. {_kept(failed)}"
         case FailureKind.FAILED_AT_MAGIC_HOUR:
             return f"❌ Magic Hour couldn't process this image: {failed.message}. {_kept(failed)}"
+        case FailureKind.INPUT_UNREACHABLE:
+            return (
+                "❌ Magic Hour couldn't fetch the image. If it came from a link, check that the link is public and "
+                f"still works. {_kept(failed)}"
+            )
         case FailureKind.REJECTED:
             return f"❌ Magic Hour rejected the image: {failed.message}. Try another image; nothing was charged."
         case FailureKind.OUT_OF_CREDITS:

@@ -26,6 +26,7 @@ from bot.magic_hour import (
     RateLimitError,
     UnprocessableEntityError,
     create_may_have_happened,
+    is_input_fetch_failure,
 )
 
 from .errors import JobCancelled, MemberBusy, ShuttingDown, StillRunning, Unexpected
@@ -38,6 +39,7 @@ class FailureKind(StrEnum):
     CANCELLED = "cancelled"  # by the member, while queued
     STILL_RUNNING = "still_running"  # past the deadline: followed in the background
     FAILED_AT_MAGIC_HOUR = "failed_at_magic_hour"  # the job ended in error
+    INPUT_UNREACHABLE = "input_unreachable"  # Magic Hour could not fetch the image (a dead link, an expired URL)
     CANCELED_AT_MAGIC_HOUR = "canceled_at_magic_hour"
     REJECTED = "rejected"  # Magic Hour refused the input (400/422)
     OUT_OF_CREDITS = "out_of_credits"  # the owner's Magic Hour account cannot pay
@@ -90,6 +92,8 @@ def classify(error: BaseException | str | None) -> Failure:
         case JobFailedError():
             kept = error.project.credits_charged if error.project is not None else 0
             kind = FailureKind.CANCELED_AT_MAGIC_HOUR if error.code == "canceled" else FailureKind.FAILED_AT_MAGIC_HOUR
+            if kind is FailureKind.FAILED_AT_MAGIC_HOUR and is_input_fetch_failure(error):
+                kind = FailureKind.INPUT_UNREACHABLE
             return Failure(kind, Charge.KEPT, kept=max(kept, 0), message=error.message)
         case BadRequestError() | UnprocessableEntityError():
             return Failure(FailureKind.REJECTED, Charge.NOTHING, message=error.message)

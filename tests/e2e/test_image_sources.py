@@ -276,7 +276,7 @@ async def test_a_link_magic_hour_cannot_fetch_is_not_retried_and_costs_nothing(w
     assert sent_images(world.mh) == [link]  # once: a fresh copy would mean the bot downloading it
     assert world.discord.api.find("POST", REFRESH) == []
     assert [r for r in world.mh.requests if r.path == UPLOAD_URLS_PATH] == []
-    assert "Could not fetch the input image" in last_edit(world, token).json["content"]
+    assert "couldn't fetch the image" in last_edit(world, token).json["content"]
     job = await world.bot.ledger.get_job(interaction_id)
     assert job is not None and job.status is JobStatus.FAILED and job.credits_charged == 0
     assert (await world.bot.ledger.usage(world.discord.guild_id)).total == 0

@@ -396,7 +396,7 @@ async def test_stale_link_of_a_deleted_message_settles_the_failure(world: BotWor
 
     assert len(creates(world.mh)) == 1
     content = last_edit(world, payload["token"]).json["content"]
-    assert "couldn't process this image" in content and "No credits were kept" in content
+    assert "couldn't fetch the image" in content and "No credits were kept" in content
     job = await world.bot.ledger.get_job(interaction_id)
     assert job.status is JobStatus.FAILED and job.credits_charged == 0
 

@@ -38,7 +38,7 @@ PALETTE: tuple[tuple[str, str], ...] = (
     ("#D55E00", "🟥"),  # vermillion
     ("#CC79A7", "🟪"),  # reddish purple
 )
-OTHERS: tuple[str, str] = ("#A8A8A8", "⬜")  # grey: everyone else, deliberately the quietest colour
+OTHERS: tuple[str, str] = ("#C4C4C4", "⬜")  # light grey: everyone else, the quietest colour, lighter than any hue
 
 # An opaque light card: black text on it reads the same whatever the Discord theme around it, and its slight grey
 # keeps it from glaring on the dark theme while still showing its edge on the light one.
@@ -170,7 +170,17 @@ def render_png(data: ChartData, *, width_px: int = WIDTH_PX, height_px: int = HE
 
     bottom = [0] * len(data.days)
     for series in data.series:
-        bars.bar(positions, series.per_day, bottom=bottom, width=0.8, color=series.colour, linewidth=0, zorder=2)
+        # A thin background-coloured edge parts neighbouring layers even where two hues look alike to some eyes.
+        bars.bar(
+            positions,
+            series.per_day,
+            bottom=bottom,
+            width=0.8,
+            color=series.colour,
+            edgecolor=BACKGROUND,
+            linewidth=1.2,
+            zorder=2,
+        )
         bottom = [b + v for b, v in zip(bottom, series.per_day, strict=True)]
 
     halo = [withStroke(linewidth=6, foreground=BACKGROUND)]  # keeps the line readable where it crosses bars

@@ -157,6 +157,7 @@ def render_png(data: ChartData, *, width_px: int = WIDTH_PX, height_px: int = HE
     rather than in rcParams, so a render in a worker thread changes no setting another thread could see.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
     from matplotlib.patheffects import withStroke
     from matplotlib.ticker import MaxNLocator, StrMethodFormatter
@@ -168,19 +169,17 @@ def render_png(data: ChartData, *, width_px: int = WIDTH_PX, height_px: int = HE
     line = bars.twinx()
     positions = range(len(data.days))
 
+    # One PolyCollection per series rather than `bar()`: 186 separate patches cost more than the whole drawing.
     bottom = [0] * len(data.days)
     for series in data.series:
+        boxes = [
+            [(x - 0.4, base), (x - 0.4, base + value), (x + 0.4, base + value), (x + 0.4, base)]
+            for x, base, value in zip(positions, bottom, series.per_day, strict=True)
+            if value
+        ]
         # A thin background-coloured edge parts neighbouring layers even where two hues look alike to some eyes.
-        bars.bar(
-            positions,
-            series.per_day,
-            bottom=bottom,
-            width=0.8,
-            color=series.colour,
-            edgecolor=BACKGROUND,
-            linewidth=1.2,
-            zorder=2,
-        )
+        layer = PolyCollection(boxes, facecolors=series.colour, edgecolors=BACKGROUND, linewidths=1.2, zorder=2)
+        bars.add_collection(layer, autolim=False)
         bottom = [b + v for b, v in zip(bottom, series.per_day, strict=True)]
 
     halo = [withStroke(linewidth=6, foreground=BACKGROUND)]  # keeps the line readable where it crosses bars

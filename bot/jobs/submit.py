@@ -84,7 +84,12 @@ class Submitting(Settling):
                 await self.ledger.release(job.origin.interaction_id, error=str(error), position=job.position)
                 raise
         # From here a restart holds the credits instead of releasing them: the create may happen.
-        if not await self.ledger.mark_sending(job.origin.interaction_id, position=job.position):
+        try:
+            sending = await self.ledger.mark_sending(job.origin.interaction_id, position=job.position)
+        except BaseException:
+            self._give_back()
+            raise
+        if not sending:
             self._give_back()
             raise JobCancelled()  # the job was settled meanwhile (e.g. released by a newer process)
         self.phases.move(job.key, Phase.SENDING)
@@ -93,8 +98,14 @@ class Submitting(Settling):
         return project_id
 
     def _give_back(self) -> None:
+        """The create certainly did not happen: its cost goes back to the known balance."""
         if self.balance is not None:
             self.balance.give_back(COST_PER_JOB)
+
+    def _charged(self, credits: int) -> None:
+        """The create happened (or may have: then its cost is assumed until the balance is read again)."""
+        if self.balance is not None:
+            self.balance.charged(COST_PER_JOB, credits)
 
     async def _send_create(self, job: ImageJob) -> str:
         interaction_id, position = job.key
@@ -104,6 +115,7 @@ class Submitting(Settling):
         try:
             created = await self.client.v1.image_background_remover.create(assets=assets, name=job.image.name)
         except asyncio.CancelledError:
+            self._charged(COST_PER_JOB)
             await asyncio.shield(self.ledger.mark_held(interaction_id, error=CREATE_CUT_SHORT, position=position))
             log.warning("create cut short by shutdown; the job is held %s", job.log_context())
             raise
@@ -114,17 +126,17 @@ class Submitting(Settling):
                 await self.ledger.release(interaction_id, error=reason, position=position)
                 raise
             # The request may have reached Magic Hour: keep the credits counted ("held") until it is known.
+            self._charged(COST_PER_JOB)
             record = await self.ledger.mark_held(interaction_id, error=str(error)[:500], position=position)
             if record is not None and record.status is JobStatus.SUBMITTED and record.project_id:
                 # Its webhook event named the project while the create was in flight: the job simply goes on.
                 log.info("create answer lost, but its event named the project %s", job.log_context(record.project_id))
                 return record.project_id
             raise
+        self._charged(created.credits_charged)
         record = await self.ledger.mark_submitted(
             interaction_id, project_id=created.id, credits_charged=created.credits_charged, position=position
         )
-        if self.balance is not None:
-            self.balance.charged(COST_PER_JOB, created.credits_charged)
         if record is None or record.status is not JobStatus.SUBMITTED:
             # Recorded as held (an id the ledger cannot store): no one can follow it; the member is told so.
             raise JobMayExistError("its project id could not be recorded")

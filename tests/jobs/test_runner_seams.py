@@ -13,7 +13,7 @@ from bot.jobs import Phase, RequestEvents, RequestResult, StillRunning, Unexpect
 from bot.ledger import COST_PER_JOB, JobStatus
 from bot.magic_hour import ProjectStatus
 from bot.metrics import Metrics
-from tests.fakes.magic_hour import CREDITS_PER_JOB
+from tests.fakes.magic_hour import CREATE_PATH, CREDITS_PER_JOB
 from tests.jobs.conftest import GUILD_ID, USER_ID, RecordingEvents, World, eventually
 
 
@@ -177,4 +177,19 @@ async def test_a_failing_account_endpoint_does_not_turn_into_refusing_every_job(
         events = RecordingEvents()
         assert await runner.run(world.request(), events) is not None, events.calls
     assert world.mh.creates == 4
+    await balance.close()
+
+
+async def test_every_create_settles_its_take_from_the_balance_whatever_it_ended_in(world: World) -> None:
+    """A create answered, refused or lost: none leaves its cost pending, or the bot would slowly refuse everything."""
+    world.mh.credits = 1_000
+    balance = BalanceWatch(world.client, world.ledger, clock=world.clock)
+    runner = world.make_runner(balance=balance, client=world.make_client(request_timeout=0.3))
+    await runner.run(world.request(), RecordingEvents())  # answered
+    world.mh.fail_next("POST", CREATE_PATH, status=400)
+    await runner.run(world.request(), RecordingEvents())  # refused for certain
+    world.mh.fail_next("POST", CREATE_PATH, delay=30.0, after_processing=True)
+    await runner.run(world.request(), RecordingEvents())  # answer lost: held, its cost assumed
+    assert balance.pending == 0
+    assert balance.known == 1_000 - 2 * COST_PER_JOB  # read once: 5 charged, nothing for the refusal, 5 assumed
     await balance.close()

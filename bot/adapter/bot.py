@@ -19,6 +19,7 @@ from discord.ext import commands
 
 from bot.adapter.events import RecoveredRequestEvents
 from bot.adapter.notifier import ChannelAlertNotifier, OwnerNotifier
+from bot.adapter.translator import CatalogTranslator
 from bot.adapter.tree import BotTree
 from bot.resources import Resources
 from bot.settings import Settings
@@ -68,6 +69,7 @@ class BackgroundBot(commands.Bot):
         self.runner.events_for_request = lambda request: RecoveredRequestEvents(self, request)
 
     async def setup_hook(self) -> None:
+        await self.tree.set_translator(CatalogTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.synced = await self.sync_commands(force=self.force_sync)
@@ -91,16 +93,21 @@ class BackgroundBot(commands.Bot):
             log.info("resuming %d job(s) of %d request(s) left by an earlier run", len(records), requests)
         return len(records)
 
-    def command_tree_digest(self) -> str:
+    async def command_tree_digest(self) -> str:
+        """A hash of exactly what a sync sends, translations included: a changed catalog means a new sync."""
         tree: app_commands.CommandTree = self.tree
         guild = discord.Object(self.settings.dev_guild_id) if self.settings.dev_guild_id else None
-        commands_payload = [command.to_dict(tree) for command in tree.get_commands()]
+        translator = tree.translator
+        commands_payload = [
+            await command.get_translated_payload(tree, translator) if translator else command.to_dict(tree)
+            for command in tree.get_commands()
+        ]
         blob = json.dumps({"guild": guild.id if guild else None, "commands": commands_payload}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Sync with Discord only when the commands changed: syncing is rate-limited and slow to spread."""
-        digest = self.command_tree_digest()
+        digest = await self.command_tree_digest()
         if not force and await self.ledger.get_meta(COMMAND_HASH_KEY) == digest:
             log.info("application commands unchanged; not syncing")
             return False

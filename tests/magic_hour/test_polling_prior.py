@@ -20,7 +20,7 @@ from tests.fakes.magic_hour import FakeClock, FakeMagicHour
 
 ASSETS = {"image_file_path": "https://cdn.example.com/cat.png"}
 SIGMA = math.log(10 / 4) / statistics.NormalDist().inv_cdf(0.9)  # Magic Hour-like: 10 % of jobs over 2.5x the median
-FOLLOW_WITHIN = 40  # jobs after a 2x change of speed (95 % of simulated changes; median ~13)
+FOLLOW_WITHIN = 30  # jobs after a 2x change of speed, in 9 of 10 simulated changes (median 13)
 
 
 def lognormal(count: int, median: float, rng: random.Random) -> list[float]:
@@ -115,10 +115,10 @@ def change_followed_after(seed: int, factor: float) -> int:
 @pytest.mark.parametrize("factor", [2.0, 0.5])
 def test_a_twice_slower_or_faster_api_is_followed_within_the_bound(factor: float):
     """Fails without the change detection: the 200-job window alone turns only after ~100 jobs."""
-    jobs = [change_followed_after(seed, factor) for seed in range(20)]
-    assert sum(n <= FOLLOW_WITHIN for n in jobs) >= 18
-    assert statistics.median(jobs) <= 20
-    assert max(jobs) <= 120  # at worst, when the window itself has turned over
+    jobs = [change_followed_after(seed, factor) for seed in range(100)]
+    assert sum(n <= FOLLOW_WITHIN for n in jobs) >= 88
+    assert statistics.median(jobs) <= 16
+    assert max(jobs) <= 100  # at worst, when the window itself has turned over
 
 
 def test_after_a_change_the_window_restarts_from_the_new_jobs_with_the_old_spread():
@@ -149,7 +149,7 @@ def test_an_unchanged_speed_rarely_restarts_the_window():
     estimate = DurationEstimate(lognormal(200, 4.0, rng))
     for seconds in lognormal(3000, 4.0, rng):
         estimate.observe(seconds)
-    assert estimate.shifts <= 12  # ~5 expected: about one false alarm per 600 jobs
+    assert estimate.shifts <= 10  # ~4 expected: about one false alarm per 800 jobs
 
 
 def test_a_job_in_flight_follows_what_other_jobs_taught_the_estimate():

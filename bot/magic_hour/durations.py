@@ -117,17 +117,13 @@ def _quantile(ordered: Sequence[float], p: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _fit_logs(logs: Sequence[float]) -> LogNormalFit:
-    sigma = (_quantile(logs, 0.75) - _quantile(logs, 0.25)) / _IQR_TO_SIGMA
-    return LogNormalFit(mu=_quantile(logs, 0.5), sigma=max(sigma, MIN_SIGMA))
-
-
 def fit_lognormal(durations: Iterable[float]) -> LogNormalFit:
     """Robust fit: mu from the median of the logs, sigma from their inter-quartile range."""
     logs = sorted(math.log(d) for d in durations)
     if not logs:
         raise ValueError("fit_lognormal needs at least one duration.")
-    return _fit_logs(logs)
+    sigma = (_quantile(logs, 0.75) - _quantile(logs, 0.25)) / _IQR_TO_SIGMA
+    return LogNormalFit(mu=_quantile(logs, 0.5), sigma=max(sigma, MIN_SIGMA))
 
 
 @dataclass(frozen=True)

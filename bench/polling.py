@@ -1,15 +1,21 @@
 """Polls per job and completion→download delay on realistic job durations, per duration band.
 
-Run: python -m bench.polling [--jobs 60] [--seed 21] [--arrivals 20]
+Run: python -m bench.polling [--jobs 60] [--seed 21] [--arrivals 20] [--median 4] [--fresh-runs 4] [--fresh-only]
 
 Every row gets the same seeded jobs: durations drawn from a log-normal like Magic Hour's (median 4 s,
-10 % over 10 s), arriving at seeded times over `--arrivals` seconds, against the local fake
-(tests/fakes/magic_hour.py on 127.0.0.1, real time). Rows: the official SDK (magic-hour 0.90.0, its own
-generate(): a fixed 0.5 s loop that sleeps once more after seeing `complete`), a plain 0.5 s loop with
-this client, this client's cold schedule (PollPolicy, used until enough jobs were seen) and the
-estimated schedule, warmed from a separately seeded "history" sample standing for what the bot observed
-before: never from the measured jobs. The delay is measured by the fake, from the moment a job completed
-to the first request for its output.
+10 % over 10 s; `--median`/`--p90` for another one), arriving at seeded times over `--arrivals` seconds,
+against the local fake (tests/fakes/magic_hour.py on 127.0.0.1, real time). Rows: the official SDK
+(magic-hour 0.90.0, its own generate(): a fixed 0.5 s loop that sleeps once more after seeing
+`complete`), a plain 0.5 s loop with this client, this client's cold schedule (PollPolicy, the fallback
+when no estimate is usable) and the estimated schedule, warmed from a separately seeded "history" sample
+standing for what the bot observed before: never from the measured jobs. The delay is measured by the
+fake, from the moment a job completed to the first request for its output.
+
+Then the fresh install: `--fresh-runs` runs, each with its own seed (seed+10, seed+11, …), of
+`--fresh-jobs` jobs arriving over `--fresh-arrivals` seconds; in each run the SDK row and then the bot's
+own schedule from an empty ledger (load_estimate on nothing stored: the shipped prior, learning from every
+job it completes, as the bot does), on the same jobs. Both rows are pooled over the runs for the table
+and the goal check.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import asyncio
 import itertools
 import math
+import os
 import random
 import statistics
 import sys
@@ -28,6 +35,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.ledger.durations import load_estimate
 from bot.magic_hour import AsyncClient, PollPolicy
 from bot.magic_hour.durations import DurationEstimate
 from bot.magic_hour.polling import EstimatedPolicy, PollSchedule
@@ -39,10 +47,10 @@ MEDIAN, P90 = 4.0, 10.0
 BANDS: list[tuple[str, float, float]] = [("< 3 s", 0, 3), ("3–6 s", 3, 6), ("6–12 s", 6, 12), ("> 12 s", 12, math.inf)]
 
 
-def lognormal_durations(count: int, seed: int) -> list[float]:
-    sigma = math.log(P90 / MEDIAN) / statistics.NormalDist().inv_cdf(0.9)
+def lognormal_durations(count: int, seed: int, median: float = MEDIAN, p90: float = P90) -> list[float]:
+    sigma = math.log(p90 / median) / statistics.NormalDist().inv_cdf(0.9)
     rng = random.Random(seed)
-    return [MEDIAN * math.exp(rng.gauss(0.0, sigma)) for _ in range(count)]
+    return [median * math.exp(rng.gauss(0.0, sigma)) for _ in range(count)]
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,16 @@ class FixedInterval:
     def schedule(self, rand: Callable[[], float] = random.random) -> Iterator[float]:
         for step in itertools.count(1):
             yield min(step * self.interval, self.deadline)
+
+
+class NothingStored:
+    """A fresh install's meta table: load_estimate finds nothing, as on a new database."""
+
+    async def get_meta(self, key: str) -> str | None:
+        return None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        return None
 
 
 class WarmedOnly(EstimatedPolicy):
@@ -223,34 +241,96 @@ def verdict(ours_row: Row, sdk_row: Row) -> list[str]:
     return out
 
 
+def seeded_jobs(count: int, seed: int, arrivals: float, median: float, p90: float) -> list[Job]:
+    rng = random.Random(seed * 7919)
+    return [
+        Job(f"job-{i:03d}", duration, rng.uniform(0.0, arrivals))
+        for i, duration in enumerate(lognormal_durations(count, seed, median, p90))
+    ]
+
+
+def pooled(name: str, rows: list[Row]) -> Row:
+    return Row(
+        client=name,
+        durations=[d for row in rows for d in row.durations],
+        polls=[p for row in rows for p in row.polls],
+        delays=[d for row in rows for d in row.delays],
+        wall=sum(row.wall for row in rows),
+    )
+
+
+async def fresh_install(args: argparse.Namespace) -> None:
+    """The first jobs of a new owner: an empty ledger, the SDK on the same jobs in the same run."""
+    sdk_rows: list[Row] = []
+    fresh_rows: list[Row] = []
+    notes: list[str] = []
+    for run in range(args.fresh_runs):
+        seed = args.seed + 10 + run
+        jobs = seeded_jobs(args.fresh_jobs, seed, args.fresh_arrivals, args.median, args.p90)
+        print(f"fresh install, run {run + 1}/{args.fresh_runs} (seed {seed}) …", file=sys.stderr)
+        sdk_rows.append(await measure("official SDK 0.90.0 generate()", official_sdk, jobs))
+        estimate = await load_estimate(NothingStored())
+        fresh_rows.append(await measure("this client, fresh install", ours(EstimatedPolicy(estimate)), jobs))
+        fit = estimate.fit()
+        learned = f"median {math.exp(fit.mu):.2f} s, sigma {fit.sigma:.2f}" if fit is not None else "none"
+        ratio = statistics.mean(fresh_rows[-1].polls) / statistics.mean(sdk_rows[-1].polls)
+        notes.append(
+            f"run {run + 1} (seed {seed}): polls {ratio:.0%} of the SDK's; estimate after it: {learned}, "
+            f"{len(estimate)} jobs in the window, {estimate.shifts} restarts"
+        )
+    rows = [
+        pooled(f"official SDK 0.90.0 generate(), {args.fresh_runs} runs", sdk_rows),
+        pooled(f"this client, fresh install, {args.fresh_runs} runs", fresh_rows),
+    ]
+    print()
+    print(
+        f"Fresh install: {args.fresh_runs} runs x {args.fresh_jobs} jobs over {args.fresh_arrivals:g} s, "
+        f"durations median {args.median:g} s, 90th percentile {args.p90:g} s, pooled"
+    )
+    print(table(rows))
+    print()
+    for line in [*verdict(rows[1], rows[0]), *notes]:
+        print(line)
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=60, help="jobs per client row")
     parser.add_argument("--seed", type=int, default=21, help="seed of the measured jobs (the history uses seed+1)")
     parser.add_argument("--arrivals", type=float, default=20.0, help="jobs arrive spread over this many seconds")
     parser.add_argument("--history", type=int, default=200, help="earlier jobs the estimate is warmed with")
+    parser.add_argument("--median", type=float, default=MEDIAN, help="median job duration, seconds")
+    parser.add_argument("--p90", type=float, default=None, help="90th percentile (default 2.5 x the median)")
+    parser.add_argument("--fresh-runs", type=int, default=4, help="fresh-install runs, each its own seed (0: none)")
+    parser.add_argument("--fresh-jobs", type=int, default=30, help="jobs per fresh-install run")
+    parser.add_argument("--fresh-arrivals", type=float, default=60.0, help="fresh-install jobs arrive over this")
+    parser.add_argument("--fresh-only", action="store_true", help="skip the warmed table")
     args = parser.parse_args(argv)
-    rng = random.Random(args.seed * 7919)
-    jobs = [
-        Job(f"job-{i:03d}", duration, rng.uniform(0.0, args.arrivals))
-        for i, duration in enumerate(lognormal_durations(args.jobs, args.seed))
-    ]
-    history = DurationEstimate(lognormal_durations(args.history, args.seed + 1), window=args.history)
-    clients: list[tuple[str, Runner]] = [
-        ("official SDK 0.90.0 generate()", official_sdk),
-        ("this client, fixed 0.5 s loop", ours(FixedInterval(0.5))),
-        ("this client, cold (PollPolicy)", ours(PollPolicy())),
-        ("this client, estimated", ours(WarmedOnly(history))),
-    ]
-    rows: list[Row] = []
-    for name, runner in clients:
-        print(f"running {len(jobs)} jobs with {name} …", file=sys.stderr)
-        rows.append(await measure(name, runner, jobs))
-    print(table(rows))
-    print()
-    for line in verdict(rows[-1], rows[0]):
-        print(line)
-    print(f"wall per row: {', '.join(f'{r.wall:.0f} s' for r in rows)}")
+    if args.p90 is None:
+        args.p90 = args.median * P90 / MEDIAN
+    print(f"load average at start: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if not args.fresh_only:
+        jobs = seeded_jobs(args.jobs, args.seed, args.arrivals, args.median, args.p90)
+        history_durations = lognormal_durations(args.history, args.seed + 1, args.median, args.p90)
+        history = DurationEstimate(history_durations, window=args.history)
+        clients: list[tuple[str, Runner]] = [
+            ("official SDK 0.90.0 generate()", official_sdk),
+            ("this client, fixed 0.5 s loop", ours(FixedInterval(0.5))),
+            ("this client, cold (PollPolicy)", ours(PollPolicy())),
+            ("this client, estimated", ours(WarmedOnly(history))),
+        ]
+        rows: list[Row] = []
+        for name, runner in clients:
+            print(f"running {len(jobs)} jobs with {name} …", file=sys.stderr)
+            rows.append(await measure(name, runner, jobs))
+        print(table(rows))
+        print()
+        for line in verdict(rows[-1], rows[0]):
+            print(line)
+        print(f"wall per row: {', '.join(f'{r.wall:.0f} s' for r in rows)}")
+    if args.fresh_runs > 0:
+        await fresh_install(args)
+    print(f"load average at end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

@@ -1,7 +1,8 @@
-"""Keeps the job-duration estimate in the ledger's meta table, so a restart does not start polling cold.
+"""Keeps the job-duration estimate in the ledger's meta table, so a restart does not start over from the prior.
 
-The window is small (a few hundred numbers as JSON under one key), and is saved at most once per
-`min_interval` after an observation: a burst of completions costs one write, not one per job.
+The window is small (a few hundred numbers as JSON under one key, with the prior when a change of speed
+re-centred it), and is saved at most once per `min_interval` after an observation: a burst of
+completions costs one write, not one per job. Earlier releases stored a plain list; it still loads.
 """
 
 from __future__ import annotations
@@ -28,18 +29,16 @@ class MetaStore(Protocol):
     async def set_meta(self, key: str, value: str) -> None: ...
 
 
-async def load_estimate(
-    store: MetaStore, *, key: str = META_KEY, window: int = 200, min_samples: int = 20
-) -> DurationEstimate:
-    """The stored estimate, or an empty one if nothing (or something unreadable) is stored."""
+async def load_estimate(store: MetaStore, *, key: str = META_KEY, window: int = 200) -> DurationEstimate:
+    """The stored estimate, or one with only the shipped prior if nothing (or something unreadable) is stored."""
     text = await store.get_meta(key)
     if text is None:
-        return DurationEstimate(window=window, min_samples=min_samples)
+        return DurationEstimate(window=window)
     try:
-        return DurationEstimate.from_json(text, window=window, min_samples=min_samples)
+        return DurationEstimate.from_json(text, window=window)
     except ValueError:
-        log.warning("stored job durations under %s are unreadable; starting from none", key)
-        return DurationEstimate(window=window, min_samples=min_samples)
+        log.warning("stored job durations under %s are unreadable; starting from the prior", key)
+        return DurationEstimate(window=window)
 
 
 class DurationKeeper:

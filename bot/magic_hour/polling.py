@@ -5,13 +5,15 @@ no end. The median background removal takes ~4 s end to end, so the schedule wai
 poll, polls densely across the window where most jobs finish, then backs off to a cap, under an
 overall deadline. It is a pure function of elapsed time so it can be tested without a clock.
 
-Once the bot has seen enough of its own jobs, EstimatedPolicy replaces the guessed window with the
-observed duration distribution (see estimated_times for the placement rule). Anything with a
+EstimatedPolicy places polls by a duration estimate instead (see estimated_times for the placement
+rule): from the first job a shipped prior, blended with the durations the bot observes (see
+durations.py). PollPolicy is the cold schedule, kept for when no estimate is usable. Anything with a
 `deadline` and a `schedule(rand)` of elapsed poll times is a schedule wait() can follow.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -82,7 +84,7 @@ class PollSchedule(Protocol):
 
 
 def estimated_times(
-    fit: LogNormalFit,
+    fit: LogNormalFit | Callable[[], LogNormalFit],
     *,
     first_quantile: float = 0.08,
     min_interval: float = 0.6,
@@ -103,14 +105,19 @@ def estimated_times(
     there, and the slowest jobs' users have waited longest). max_interval bounds the pick-up delay
     everywhere. Once fewer than `tail_survival` of jobs would still run, the job is an outlier the estimate
     knows nothing about: gaps grow geometrically (x `backoff`) to `max_backoff_interval`.
+
+    `fit` may be a callable read before each gap, so a job in flight follows what other jobs taught the
+    estimate meanwhile (a job started on the prior is not backed off as an outlier once the bot knows its
+    jobs are slower than the prior said).
     """
-    moment = min(fit.quantile(first_quantile), deadline)
+    current = fit if callable(fit) else (lambda: fit)
+    moment = min(current().quantile(first_quantile), deadline)
     gap = max_interval
     while True:
         yield moment
         if moment >= deadline:
             return
-        surviving = fit.survival(moment)
+        surviving = current().survival(moment)
         if surviving >= tail_survival:
             gap = min_interval + (max_interval - min_interval) * surviving**shape
         else:
@@ -120,10 +127,12 @@ def estimated_times(
 
 @dataclass
 class EstimatedPolicy:
-    """Polls where the bot's own observed jobs finished; the fixed PollPolicy until enough were seen.
+    """Polls where jobs are expected to finish: the estimate's prior at first, then what the bot observed.
 
-    The schedule is rebuilt from the estimate's current fit at each wait(), so it follows the API as it
-    gets faster or slower; wait() reports each completed job back through observe().
+    Each gap is placed by the estimate's current fit, so schedules follow the API as it gets faster or
+    slower, even those of jobs already in flight; wait() reports each completed job back through
+    observe(). The fixed `fallback` is used only when the estimate gives no usable fit (no prior and
+    nothing observed).
     """
 
     estimate: DurationEstimate
@@ -141,8 +150,8 @@ class EstimatedPolicy:
         if not 0 <= self.jitter < 1 or self.shape < 0 or self.deadline <= 0:
             raise ValueError("EstimatedPolicy needs 0 <= jitter < 1, shape >= 0 and deadline > 0.")
 
-    def times(self, fit: LogNormalFit) -> Iterator[float]:
-        """The un-jittered schedule for `fit`."""
+    def times(self, fit: LogNormalFit | Callable[[], LogNormalFit]) -> Iterator[float]:
+        """The un-jittered schedule for `fit` (or for whatever a callable `fit` returns at each gap)."""
         return estimated_times(
             fit,
             first_quantile=self.first_quantile,
@@ -153,12 +162,20 @@ class EstimatedPolicy:
         )
 
     def schedule(self, rand: Callable[[], float] = random.random) -> Iterator[float]:
-        fit = self.estimate.fit()
-        if fit is None:
+        latest = self.estimate.fit()
+        if latest is None or not _usable(latest):
             yield from self.fallback.schedule(rand)
             return
+
+        def current() -> LogNormalFit:
+            nonlocal latest
+            fit = self.estimate.fit()
+            if fit is not None and _usable(fit):
+                latest = fit
+            return latest
+
         previous = 0.0
-        for moment in self.times(fit):
+        for moment in self.times(current):
             # Jitter each gap, never the order: a poll stays after the previous one and at most on the deadline.
             jittered = previous + (moment - previous) * (1.0 + self.jitter * (2.0 * rand() - 1.0))
             previous = min(max(jittered, previous), self.deadline)
@@ -169,6 +186,16 @@ class EstimatedPolicy:
     def observe(self, seconds: float) -> None:
         """A job took `seconds` from the start of its wait to completion (as bracketed by two polls)."""
         self.estimate.observe(seconds)
+
+
+def _usable(fit: LogNormalFit | None) -> bool:
+    """A fit whose quantiles are finite durations (a corrupt estimate must not stop polling)."""
+    if fit is None or not (math.isfinite(fit.mu) and math.isfinite(fit.sigma) and fit.sigma > 0):
+        return False
+    try:
+        return math.isfinite(fit.quantile(0.999))
+    except OverflowError:
+        return False
 
 
 def webhook_fallback_policy(
@@ -186,7 +213,7 @@ def webhook_fallback_policy(
     `max_interval`.
     """
     fit = estimate.fit() if estimate is not None else None
-    first = max(first_delay, fit.quantile(0.99)) if fit is not None else first_delay
+    first = max(first_delay, fit.quantile(0.99)) if fit is not None and _usable(fit) else first_delay
     first = min(first, deadline)
     return PollPolicy(
         first_delay=first,

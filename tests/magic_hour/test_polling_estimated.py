@@ -93,9 +93,9 @@ def test_on_a_realistic_spread_it_polls_at_most_60_percent_of_the_sdk_and_halves
     assert max(d for f, (_, d) in zip(jobs, outcomes, strict=True) if 1.5 < f < 25) <= 0.7 + 1e-9
 
 
-def test_until_enough_jobs_were_seen_it_is_the_fallback_schedule():
+def test_only_without_a_prior_and_before_any_job_is_it_the_fallback_schedule():
     fallback = PollPolicy(jitter=0.0)
-    cold = EstimatedPolicy(DurationEstimate(lognormal(19, 4.0, 3), min_samples=20), fallback=fallback, jitter=0.0)
+    cold = EstimatedPolicy(DurationEstimate(prior=None), fallback=fallback, jitter=0.0)
     assert list(cold.schedule()) == list(fallback.schedule())
     cold.observe(4.0)
     assert list(cold.schedule()) != list(fallback.schedule())
@@ -132,7 +132,7 @@ def test_the_fit_is_robust_to_outliers():
 
 
 def test_the_estimate_keeps_a_bounded_window_and_ignores_nonsense():
-    estimate = DurationEstimate(window=3, min_samples=1)
+    estimate = DurationEstimate(window=3)
     for value in (1.0, float("nan"), -2.0, 0.0, float("inf"), 2.0, 3.0, 4.0):
         estimate.observe(value)
     assert estimate.durations == [2.0, 3.0, 4.0]

@@ -2,6 +2,7 @@
 
 Run: python -m bench.burst [--burst 100] [--inflight 50] [--result-mib 8] [--job-seconds 4]
      [--batch-requests 20] [--batch-images 5] [--batches-only]
+     [--options-burst 50] [--options-side 1536] [--options-slots 1] [--options-only]
 
 The bot is the real `BackgroundBot` (discord.py, cogs, job runner, SQLite ledger in a temp directory,
 the production poll schedule), logged in through `DiscordHarness`. The fakes (Discord's REST API and
@@ -9,6 +10,10 @@ Magic Hour) run in a child process: the fake Discord records every uploaded file
 option not to), so 50 results of 8 MiB would put 400 MiB of the harness's own memory in the process we
 measure, and the fakes' request handling would compete with the bot for the event loop during the
 burst. In a separate process the bot process is measured alone; the child's peak is reported too.
+
+The options row sends `/remove-background color:#ffffff trim:True` at once, with results that are real
+cutouts (a photo-like subject of random pixels on transparency, so PNG cannot compress it away): each result
+is decoded, trimmed, composited and encoded in the bot's `ImageWorker`, IMAGE_PROCESSING_SLOTS at a time.
 
 `Route.BASE` is patched in the bot's process (the harness does it); interactions are registered with
 the child over a small control server before they are dispatched, and the child's callback arrival
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import os
 import sys
@@ -34,6 +40,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from PIL import Image, ImageDraw
 
 from bot.adapter.bot import BackgroundBot
 from bot.resources import open_resources
@@ -57,6 +64,19 @@ def result_bytes(size: int) -> bytes:
     """PNG-ish: a real 1x1 header (so the fake Discord reads dimensions), then incompressible filler."""
     header = PNG_BYTES[:33]  # signature + IHDR
     return header + os.urandom(max(0, size - len(header)))
+
+
+def photo_cutout(side: int) -> bytes:
+    """A background removal as Magic Hour returns it: an RGBA PNG, a round subject of random (incompressible)
+    pixels covering about half of the square, transparent around it."""
+    subject = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    mask = Image.new("L", (side, side), 0)
+    inset = side // 10
+    ImageDraw.Draw(mask).ellipse((inset, inset, side - inset - 1, side - inset - 1), fill=255)
+    subject.putalpha(mask)
+    out = io.BytesIO()
+    subject.save(out, "PNG")
+    return out.getvalue()
 
 
 def vm_kib(field_name: str) -> int:
@@ -86,7 +106,8 @@ def is_result_upload(record: RecordedRequest) -> bool:
 async def serve_fakes(config: dict[str, Any]) -> None:
     """Both fakes plus a control server; prints their addresses as one JSON line, runs until told to stop."""
     mh = FakeMagicHour(token=MH_TOKEN, job_duration=config["job_seconds"])
-    mh.output_bytes = result_bytes(config["result_bytes"])
+    cutout_side = config.get("cutout_side")
+    mh.output_bytes = photo_cutout(cutout_side) if cutout_side else result_bytes(config["result_bytes"])
     discord_api = FakeDiscordAPI(
         token=DISCORD_TOKEN,
         application_id=config["application_id"],
@@ -105,6 +126,7 @@ async def serve_fakes(config: dict[str, Any]) -> None:
         acks: dict[str, float] = {}
         delivered: dict[str, float] = {}
         files: dict[str, int] = {}  # result files that reached each interaction's reply and followups
+        processed = 0  # of those, files that are not Magic Hour's bytes as they came (options applied)
         by_token = {record.token: str(record.id) for record in discord_api.interactions.values()}
         for record in discord_api.requests:
             parts = record.path.split("/")
@@ -113,7 +135,11 @@ async def serve_fakes(config: dict[str, Any]) -> None:
             elif is_delivery(record, config["result_bytes"]):
                 delivered[by_token.get(parts[3], "?")] = record.at
             if is_result_upload(record) and len(parts) > 3:
-                carried = sum(len(upload.data) == config["result_bytes"] for upload in record.files)
+                if cutout_side:  # processed results have sizes of their own: every file counts
+                    carried = len(record.files)
+                    processed += sum(upload.data != mh.output_bytes for upload in record.files)
+                else:
+                    carried = sum(len(upload.data) == config["result_bytes"] for upload in record.files)
                 key = by_token.get(parts[3], "?")
                 files[key] = files.get(key, 0) + carried
                 delivered[key] = max(delivered.get(key, 0.0), record.at)
@@ -122,6 +148,7 @@ async def serve_fakes(config: dict[str, Any]) -> None:
                 "acks": acks,
                 "delivered": delivered,
                 "files": files,
+                "processed": processed,
                 "violations": mh.violations,
                 "mh_creates": mh.creates,
                 "vm_hwm_kib": vm_kib("VmHWM"),
@@ -220,14 +247,18 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def bot_world(tmp: Path, *, job_seconds: float, result_size: int, **overrides: str) -> AsyncIterator[World]:
-    """A real bot logged in against the child's fakes, with a fresh SQLite ledger in `tmp`."""
+async def bot_world(
+    tmp: Path, *, job_seconds: float, result_size: int, cutout_side: int | None = None, **overrides: str
+) -> AsyncIterator[World]:
+    """A real bot logged in against the child's fakes, with a fresh SQLite ledger in `tmp`; with `cutout_side`,
+    Magic Hour's results are real cutouts of that size instead of `result_size` bytes of filler."""
     application_id, owner_id = 900_000_000_000_000_001, 900_000_000_000_000_002
     config = {
         "application_id": application_id,
         "owner_id": owner_id,
         "job_seconds": job_seconds,
         "result_bytes": result_size,
+        "cutout_side": cutout_side,
     }
     async with child_fakes(config) as fakes:
         settings = parse_settings(
@@ -287,6 +318,18 @@ class RunResult:
     def all_delivered_s(self) -> float:
         first = min(self.dispatched_at.values())
         return max(self.report["delivered"].values(), default=first) - first
+
+
+def options_payloads(harness: DiscordHarness, count: int) -> list[dict[str, Any]]:
+    """One `/remove-background color:#ffffff trim:True` per member."""
+    return [
+        harness.slash_command(
+            "remove-background",
+            {"image": make_attachment(f"portrait{i}.png"), "color": "#ffffff", "trim": True},
+            user=Member(user=make_user(f"artist{i}")),
+        )
+        for i in range(count)
+    ]
 
 
 def batch_payloads(harness: DiscordHarness, count: int, images: int) -> list[dict[str, Any]]:
@@ -438,6 +481,48 @@ async def batch_scenario(args: argparse.Namespace, out: Rows) -> None:
     )
 
 
+async def options_scenario(args: argparse.Namespace, out: Rows) -> None:
+    count, side = args.options_burst, args.options_side
+    with tempfile.TemporaryDirectory(prefix="bench-options-") as tmp:
+        async with bot_world(
+            Path(tmp),
+            job_seconds=args.job_seconds,
+            result_size=0,
+            cutout_side=side,
+            DEFAULT_GUILD_CREDIT_LIMIT=str(count * 5 * 10),
+            MAX_CONCURRENT_JOBS="16",
+            IMAGE_PROCESSING_SLOTS=str(args.options_slots),
+        ) as world:
+            slots = args.options_slots
+            payloads = options_payloads(world.harness, count)
+            sampler = RssSampler()
+            sampler.start()
+            result = await run_burst(world, count, timeout=600, payloads=payloads)
+            rss_peak, hwm_peak = sampler.stop()
+    acks = result.ack_ms()
+    peak = max(rss_peak, hwm_peak if hwm_peak is not None else rss_peak)
+    p99 = percentile(acks, 99)
+    files, processed = result.files_delivered(), result.report["processed"]
+    name = f"{count} with color:#ffffff trim:True, {side}x{side} cutouts, {slots} image slot(s)"
+    out.add(name, "interactions acknowledged", f"{len(acks)}/{count}")
+    out.add(
+        name,
+        "ack latency p50 / p99 / max",
+        f"{percentile(acks, 50):.1f} / {p99:.1f} / {acks[-1]:.1f} ms",
+        f"p99 < {ACK_GOAL_MS:.0f} ms",
+    )
+    out.add(name, "results delivered (processed)", f"{files}/{count} ({processed})", f"{count}/{count}")
+    out.add(name, "all delivered after", f"{result.all_delivered_s():.1f} s")
+    out.add(name, "peak RSS growth (kernel VmHWM)", f"{peak:.1f} MB", f"< {MEMORY_GOAL_MB:.0f} MB")
+    ok = len(acks) == count and p99 < ACK_GOAL_MS and processed == count and peak < MEMORY_GOAL_MB
+    out.verdicts.append(
+        f"- Options: {'PASS' if ok else 'FAIL'}: {count} coloured and trimmed results of {side}x{side}, ack p99 "
+        f"{p99:.1f} ms, {processed}/{count} processed and delivered in {result.all_delivered_s():.1f} s, peak RSS "
+        f"growth {peak:.1f} MB, {result.handler_errors} handler errors, "
+        f"Magic Hour contract violations: {len(result.report['violations'])}."
+    )
+
+
 async def memory_pass(args: argparse.Namespace, *, trace: bool) -> tuple[RunResult, dict[str, float]]:
     """One run of `inflight` jobs with results of `result_mib`; with `trace`, tracemalloc instead of RSS."""
     size = int(args.result_mib * MIB)
@@ -503,11 +588,15 @@ def markdown(out: Rows) -> str:
 async def main(args: argparse.Namespace) -> None:
     out = Rows()
     started = time.monotonic()
-    if not args.batches_only:
-        await burst_scenario(args, out)
-    await batch_scenario(args, out)
-    if not args.batches_only:
-        await memory_scenario(args, out)
+    if args.options_only:
+        await options_scenario(args, out)
+    else:
+        if not args.batches_only:
+            await burst_scenario(args, out)
+        await batch_scenario(args, out)
+        if not args.batches_only:
+            await options_scenario(args, out)
+            await memory_scenario(args, out)
     print(markdown(out))
     print()
     print("\n".join(out.verdicts))
@@ -527,6 +616,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-requests", type=int, default=20, help="requests in the batch scenario")
     parser.add_argument("--batch-images", type=int, default=5, help="images per request in the batch scenario")
     parser.add_argument("--batches-only", action="store_true", help="run only the batch scenario")
+    parser.add_argument("--options-burst", type=int, default=50, help="coloured and trimmed requests at once")
+    parser.add_argument("--options-side", type=int, default=1536, help="side of each cutout result in pixels")
+    parser.add_argument("--options-slots", type=int, default=1, help="IMAGE_PROCESSING_SLOTS for the options run")
+    parser.add_argument("--options-only", action="store_true", help="run only the options scenario")
     parser.add_argument("--serve-fakes", metavar="JSON", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
 from bot.imaging import ImageProblem, ResultOptions
 from bot.inputs import IMAGE_EXTENSIONS
@@ -417,3 +418,83 @@ def failure_text(failed: Failure) -> str:
                 "reserved until the bot owner checks it."
             )
     return "❌ Something went wrong. Please try again later."
+
+
+# -- results made for Discord: the command's options, and the Add as emoji / Add as sticker buttons ---------------
+
+Expression = Literal["emoji", "sticker"]
+
+
+def option_refused(message: str) -> str:
+    """A `color` or `format` the bot can't use; `message` is the parser's own sentence (`BadColor`, `BadFormat`)."""
+    return f"❌ {message} Nothing was charged."
+
+
+def option_with_background(option: Literal["color", "trim"]) -> str:
+    """`color` or `trim` together with `background`: the background image already fills the result."""
+    if option == "color":
+        return "❌ Choose either `color` or `background`: both set what goes behind the subject. Nothing was charged."
+    return (
+        "❌ `trim` can't be used with `background`: the background fills the whole picture, so there is no empty "
+        "space to trim. Nothing was charged."
+    )
+
+
+def _article(kind: Expression) -> str:
+    return "an emoji" if kind == "emoji" else "a sticker"
+
+
+def expression_created(kind: Expression, name: str, shown: str | None = None) -> str:
+    """`shown` is the emoji's own markup (`<:cat:123>`), so the member sees it in the answer."""
+    if kind == "emoji":
+        emoji = f"{shown} " if shown else ""
+        return f"✅ Added the emoji {emoji}as {code(':' + name + ':')}. Everyone here can use it now."
+    return f"✅ Added the sticker {code(name)} to this server."
+
+
+def expression_member_lacks_permission(kind: Expression) -> str:
+    return (
+        f"🔒 Adding {_article(kind)} needs the Create Expressions or Manage Expressions permission, which you "
+        "don't have here. Nothing was added."
+    )
+
+
+def expression_bot_lacks_permission(kind: Expression) -> str:
+    return (
+        f"🔒 I can't add {_article(kind)}: I need the Create Expressions permission in this server. A server admin "
+        "can give it to my role. Nothing was added."
+    )
+
+
+def expression_no_slots(kind: Expression) -> str:
+    whose = "emoji" if kind == "emoji" else "sticker"
+    return f"📦 This server has no free {whose} slots. Remove one (or boost the server) and try again."
+
+
+def expression_not_made(kind: Expression, problem: ImageProblem) -> str:
+    """Why no emoji or sticker could be made from the result (`make_emoji`/`make_sticker`, or Discord's size check)."""
+    match problem:
+        case ImageProblem.TOO_MANY_BYTES:
+            limit = "256 KiB" if kind == "emoji" else "512 KiB"
+            return f"❌ The image could not be made small enough for {_article(kind)} ({limit}). Nothing was added."
+        case ImageProblem.NOTHING_VISIBLE:
+            return f"❌ The image is fully transparent: there is nothing to make {_article(kind)} of."
+        case ImageProblem.TOO_LARGE:
+            return f"❌ The image is too large to turn into {_article(kind)} here. Nothing was added."
+    return f"❌ The image could not be read, so no {kind} was made."
+
+
+def expression_no_image() -> str:
+    return "❌ This message has no image to add."
+
+
+def expression_fetch_failed() -> str:
+    return "❌ I couldn't fetch the image from Discord. Try again in a moment; nothing was added."
+
+
+def expression_only_in_servers() -> str:
+    return "Emoji and stickers can only be added in a server that added the bot."
+
+
+def expression_refused(kind: Expression) -> str:
+    return f"❌ Discord refused to add {_article(kind)}. Try again later; nothing was added."

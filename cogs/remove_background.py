@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 import discord.http
@@ -22,6 +22,7 @@ from discord.ext import commands
 from bot import replies
 from bot.adapter.events import InteractionEvents
 from bot.adapter.installs import open_to_members, payer_of
+from bot.imaging import BadColor, BadFormat, ResultOptions
 from bot.inputs import InputFile, Source, problem_with
 from bot.jobs import ImageInput, ImageJob, InputRefresher, MemberBusy, Request, ShuttingDown, job_name
 from bot.ledger import Origin, Payer
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot.cogs.remove_background")
 
+COLOR_MAX_LENGTH = 32  # "light goldenrod yellow" and every #RRGGBB fit
+NO_OPTIONS = ResultOptions()  # the menus' results: a transparent PNG, untrimmed
 AVATAR_SIZE = 1024  # px: Discord serves avatars up to 4096; this is plenty for a cut-out and quick to fetch
 
 
@@ -144,8 +147,12 @@ class RemoveBackground(commands.Cog):
         image4="Optional: another image, processed in the same request",
         background="Optional: an image to put behind each subject instead",
         name="Optional: a name for the job at Magic Hour",
+        color="Optional: a solid colour behind the subject: #RRGGBB, #RGB or a name like white",
+        trim="Optional: crop the result to the subject (default: False)",
+        result_format="Optional: png (default) or webp (lossless, keeps transparency)",
         private="Optional: show the whole exchange to you only",
     )
+    @app_commands.rename(result_format="format")
     async def remove_background(
         self,
         interaction: discord.Interaction,
@@ -156,11 +163,17 @@ class RemoveBackground(commands.Cog):
         image4: discord.Attachment | None = None,
         background: discord.Attachment | None = None,
         name: app_commands.Range[str, 1, 100] | None = None,
+        color: app_commands.Range[str, 1, COLOR_MAX_LENGTH] | None = None,
+        trim: bool = False,
+        result_format: Literal["png", "webp"] | None = None,
         private: bool = False,
     ) -> None:
         if (image is None) == (url is None):
             refusal = replies.image_or_link_needed() if image is None else replies.image_and_link_both()
             await interaction.response.send_message(refusal, ephemeral=True)
+            return
+        options = await self._options(interaction, color, trim, result_format, background is not None)
+        if options is None:
             return
         if url is not None and (problem := check_link(url)):
             await interaction.response.send_message(replies.input_refused(problem), ephemeral=True)
@@ -170,7 +183,28 @@ class RemoveBackground(commands.Cog):
         inputs = [input_file("image", a) if a is not None else link_image(url or "") for a in uploads]
         backdrop = input_file("background", background) if background else None
         refresh = self._upload_refresher(uploads, background)
-        await self._start(interaction, inputs, backdrop, name, refresh, private=private)
+        await self._start(interaction, inputs, backdrop, name, refresh, private=private, options=options)
+
+    @staticmethod
+    async def _options(
+        interaction: discord.Interaction, color: str | None, trim: bool, fmt: str | None, with_background: bool
+    ) -> ResultOptions | None:
+        """The request's result options, or None after refusing them (ephemerally, before anything is reserved)."""
+        refusal: str | None = None
+        try:
+            options = ResultOptions.parse(color, trim, fmt)
+        except (BadColor, BadFormat) as error:
+            refusal = replies.option_refused(str(error))
+        else:
+            # A background image fills the whole result: nothing shows a colour, nothing is left to trim.
+            if with_background and options.color is not None:
+                refusal = replies.option_with_background("color")
+            elif with_background and options.trim:
+                refusal = replies.option_with_background("trim")
+        if refusal is not None:
+            await interaction.response.send_message(refusal, ephemeral=True)
+            return None
+        return options
 
     async def remove_background_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         found = offered_images(message)
@@ -227,7 +261,9 @@ class RemoveBackground(commands.Cog):
         refresh: InputRefresher,
         *,
         private: bool,
+        options: ResultOptions = NO_OPTIONS,
     ) -> None:
+        """The menus pass no options: they deliver the default (a transparent PNG, untrimmed)."""
         bot = self.bot
         payer = payer_of(interaction, bot.settings)
         if payer is None:
@@ -272,6 +308,7 @@ class RemoveBackground(commands.Cog):
             upload_limit=interaction.filesize_limit,
             payer=payer,
             channel_posts=payer is Payer.GUILD,  # elsewhere the bot is not in the channel: the interaction only
+            options=options,
         )
         events = InteractionEvents(bot, runner, interaction, request)
         await runner.run(request, events, refresh)

@@ -11,6 +11,7 @@ import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
+from PIL import Image, PngImagePlugin
 
 from tests.fakes.discord_api import EPHEMERAL, LOADING
 from tests.fakes.discord_contract import contract
@@ -461,3 +462,89 @@ def test_the_contract_catches_a_wrong_answer() -> None:
     assert op is not None
     assert contract().response_errors(op, 200, {"id": "1", "username": "x"})  # missing required fields
     assert contract().response_errors(op, 404, {"message": "Unknown User"}) == ["<body>: 'code' is a required property"]
+
+
+# -- server emoji and stickers: the body against the spec, Discord's own rules in the handler --------------------
+
+
+def square_png(side: int, *, padding: int = 0) -> bytes:
+    """A real PNG; `padding` bytes of text chunk make it as large as a test needs without changing its pixels."""
+    info = PngImagePlugin.PngInfo()
+    if padding:
+        info.add_text("padding", "x" * padding)
+    out = io.BytesIO()
+    Image.new("RGBA", (side, side), (10, 200, 10, 255)).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+async def create_emoji(harness: DiscordHarness, name: str, image: bytes) -> Any:
+    return await harness.bot.http.create_custom_emoji(
+        harness.guild_id, name, discord.utils._bytes_to_base64_data(image)
+    )
+
+
+async def create_sticker(harness: DiscordHarness, name: str, image: bytes, tags: str = "scissors") -> Any:
+    file = discord.File(io.BytesIO(image), filename="sticker.png")
+    payload = {"name": name, "description": "", "tags": tags}
+    return await harness.bot.http.create_guild_sticker(harness.guild_id, payload, file, None)
+
+
+async def test_an_emoji_within_discords_rules_is_created_and_answered_as_the_spec_says(harness: DiscordHarness) -> None:
+    answer = await create_emoji(harness, "green_1", square_png(128))
+    [emoji] = harness.api.emojis
+    assert (emoji.guild_id, emoji.name, emoji.data) == (harness.guild_id, "green_1", square_png(128))
+    assert answer["id"] == str(emoji.id)
+    assert harness.api.violations == []
+
+
+async def test_an_emoji_name_discord_forbids_is_refused_and_recorded(harness: DiscordHarness) -> None:
+    with pytest.raises(discord.HTTPException) as refused:
+        await create_emoji(harness, "no-dashes", square_png(128))
+    assert (refused.value.status, refused.value.code) == (400, 50035)
+    assert harness.api.emojis == []
+    assert harness.api.violations == [
+        "POST /guilds/{guild_id}/emojis: name: Must be 2-32 letters, digits or underscores."
+    ]
+    harness.api.violations.clear()
+
+
+async def test_what_discord_refuses_at_run_time_is_answered_not_recorded(harness: DiscordHarness) -> None:
+    """Sizes, full slots and a missing permission are Discord's answers to handle, not the bot's mistakes."""
+    with pytest.raises(discord.HTTPException) as too_big:
+        await create_emoji(harness, "big", square_png(128, padding=300 * 1024))
+    harness.api.emoji_slots[harness.guild_id] = 0
+    with pytest.raises(discord.HTTPException) as no_slots:
+        await create_emoji(harness, "small", square_png(128))
+    harness.api.bot_guild_permissions[harness.guild_id] = DEFAULT_MEMBER_PERMISSIONS
+    with pytest.raises(discord.Forbidden) as forbidden:
+        await create_sticker(harness, "small", square_png(320))
+    assert [(e.value.status, e.value.code) for e in (too_big, no_slots, forbidden)] == [
+        (400, 50138),
+        (400, 30008),
+        (403, 50013),
+    ]
+    assert harness.api.emojis == [] and harness.api.stickers == []
+    assert harness.api.violations == []
+
+
+async def test_a_sticker_must_be_a_320_square_within_512_kib(harness: DiscordHarness) -> None:
+    answer = await create_sticker(harness, "leaf", square_png(320))
+    assert [(s.name, s.tags) for s in harness.api.stickers] == [("leaf", "scissors")]
+    assert answer["format_type"] == 1
+    with pytest.raises(discord.HTTPException) as too_big:
+        await create_sticker(harness, "leaf", square_png(320, padding=600 * 1024))
+    assert (too_big.value.status, too_big.value.code) == (400, 50045)
+    assert harness.api.violations == []
+    with pytest.raises(discord.HTTPException) as not_square:
+        await create_sticker(harness, "leaf", square_png(128))
+    assert not_square.value.code == 50035
+    assert harness.api.violations == ["POST /guilds/{guild_id}/stickers: file: Stickers must be exactly 320x320."]
+    harness.api.violations.clear()
+
+
+async def test_a_sticker_without_tags_breaks_the_spec(harness: DiscordHarness) -> None:
+    with pytest.raises(discord.HTTPException):
+        await create_sticker(harness, "leaf", square_png(320), tags="")
+    [violation] = harness.api.violations
+    assert violation.startswith("POST /guilds/") and "tags" in violation
+    harness.api.violations.clear()

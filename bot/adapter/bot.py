@@ -18,9 +18,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.adapter.events import RecoveredRequestEvents
+from bot.adapter.expressions import ExpressionMaker
 from bot.adapter.notifier import ChannelAlertNotifier, OwnerNotifier
 from bot.adapter.translator import CatalogTranslator
 from bot.adapter.tree import BotTree
+from bot.adapter.views import RESULT_BUTTONS
 from bot.resources import Resources
 from bot.settings import Settings
 
@@ -42,6 +44,8 @@ class BackgroundBot(commands.Bot):
         self.ledger = resources.ledger
         self.magic_hour = resources.magic_hour
         self.runner = resources.runner
+        # The Add as emoji / Add as sticker buttons share the runner's image worker (and its bound).
+        self.expressions = ExpressionMaker(self.runner.images, max_bytes=settings.max_output_bytes)
         self.force_sync = force_sync
         self.synced: bool | None = None
         self._closing_down = False
@@ -70,6 +74,8 @@ class BackgroundBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.tree.set_translator(CatalogTranslator())
+        # Registered by custom id, not per message: the buttons on every result, however old, work after a restart.
+        self.add_dynamic_items(*RESULT_BUTTONS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self.synced = await self.sync_commands(force=self.force_sync)

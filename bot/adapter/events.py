@@ -12,7 +12,7 @@ import discord
 from bot import replies
 from bot.adapter.progress import ThrottledEditor
 from bot.adapter.reply import Reply
-from bot.adapter.views import CancelView
+from bot.adapter.views import CancelView, result_buttons
 from bot.inputs import output_filename
 from bot.jobs import JobEvents, JobResult, JobRunner, Request, RequestEvents, RequestResult
 from bot.ledger import RequestRecord
@@ -71,7 +71,11 @@ class InteractionEvents(RequestEvents):
         self.interaction = interaction
         self.filenames = [image.filename for image in request.images]
         self.reply = Reply.for_interaction(
-            client, interaction, private=request.private, channel_posts=request.channel_posts
+            client,
+            interaction,
+            private=request.private,
+            channel_posts=request.channel_posts,
+            view_for_results=result_buttons,
         )
         self.editor = ThrottledEditor(self.reply.edit_progress)
         self.view: CancelView | None = None
@@ -156,7 +160,7 @@ class RecoveredRequestEvents(RequestEvents):
 
     def __init__(self, client: discord.Client, request: RequestRecord) -> None:
         self.request = request
-        self.reply = Reply.for_request(client, request)
+        self.reply = Reply.for_request(client, request, view_for_results=result_buttons)
 
     async def deliver(self, result: RequestResult) -> frozenset[int]:
         return await _deliver(self.reply, result, self.request.images)

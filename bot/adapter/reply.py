@@ -30,6 +30,7 @@ FileMaker = Callable[
     [], "discord.File | list[discord.File]"
 ]  # called once per attempt: a file is read once  # said only to the member, never in the channel
 RESULT_IN_REPLY = "result_in_reply"  # Interaction.extras key: the reply carries a delivered result
+ResultsView = Callable[[], discord.ui.View]  # the buttons for a message that carries result files
 
 
 class Reply:
@@ -47,6 +48,7 @@ class Reply:
         filesize_limit: int = DEFAULT_UPLOAD_LIMIT,
         private: bool,
         channel_posts: bool,
+        view_for_results: ResultsView | None = None,
     ) -> None:
         self.bot = bot
         self.channel_id = channel_id
@@ -61,10 +63,14 @@ class Reply:
         # Where the bot is not installed (a member's own install) it can only answer through the interaction.
         self.channel_posts = channel_posts and not private
         self.followups_left = None if channel_posts else USER_INSTALL_FOLLOWUPS
+        # Buttons go only on public messages in a server that installed the bot (never private, never a DM).
+        self.view_for_results = view_for_results if self.channel_posts else None
         self.sent_without_file = False  # the last send_final arrived as its link-only fallback
 
     @classmethod
-    def for_request(cls, bot: discord.Client, request: RequestRecord) -> Reply:
+    def for_request(
+        cls, bot: discord.Client, request: RequestRecord, *, view_for_results: ResultsView | None = None
+    ) -> Reply:
         """The one way to reach the member of a request the bot no longer holds the interaction of (a restart,
         a held job found later): everything, the private flag included, comes from the request's record."""
         origin = request.origin
@@ -78,11 +84,18 @@ class Reply:
             token=origin.token,
             private=request.private,
             channel_posts=request.channel_posts,
+            view_for_results=view_for_results,
         )
 
     @classmethod
     def for_interaction(
-        cls, bot: discord.Client, interaction: discord.Interaction, *, private: bool, channel_posts: bool
+        cls,
+        bot: discord.Client,
+        interaction: discord.Interaction,
+        *,
+        private: bool,
+        channel_posts: bool,
+        view_for_results: ResultsView | None = None,
     ) -> Reply:
         return cls(
             bot,
@@ -96,6 +109,7 @@ class Reply:
             filesize_limit=interaction.filesize_limit,
             private=private,
             channel_posts=channel_posts,
+            view_for_results=view_for_results,
         )
 
     def token_seconds_left(self) -> float:
@@ -127,7 +141,7 @@ class Reply:
         if self.token_seconds_left() > 0:
             try:
                 attachments = _listed(file()) if file else []
-                await self._edit_reply(content=content, attachments=attachments, view=None)
+                await self._edit_reply(content=content, attachments=attachments, view=self._buttons(attachments))
                 self._mark_delivered()
                 return True
             except discord.HTTPException as error:
@@ -289,7 +303,8 @@ class Reply:
             try:
                 webhook = self._followup()
                 if files is not None:
-                    await webhook.send(content, files=_listed(files()), ephemeral=self.private)
+                    made = _listed(files())
+                    await webhook.send(content, files=made, ephemeral=self.private, **self._view_kwarg(made))
                 else:
                     await webhook.send(content, ephemeral=self.private)
                 if self.followups_left is not None:
@@ -306,6 +321,14 @@ class Reply:
             return self.interaction.followup
         assert self.application_id is not None and self.token is not None
         return discord.Webhook.partial(self.application_id, self.token, client=self.bot)
+
+    def _buttons(self, files: list[discord.File]) -> discord.ui.View | None:
+        """The result buttons for a message carrying `files` (they act on its first image), where they belong."""
+        return self.view_for_results() if files and self.view_for_results is not None else None
+
+    def _view_kwarg(self, files: list[discord.File]) -> dict[str, discord.ui.View]:
+        view = self._buttons(files)
+        return {"view": view} if view is not None else {}
 
     def _mark_delivered(self) -> None:
         """Remember on the interaction that its reply now carries the result (the tree's on_error reads it)."""
@@ -335,7 +358,8 @@ class Reply:
             return
         assert self.application_id is not None and self.token is not None
         webhook = discord.Webhook.partial(self.application_id, self.token, client=self.bot)
-        kwargs.pop("view", None)
+        if kwargs.get("view") is None:
+            kwargs.pop("view", None)
         await webhook.edit_message("@original", **kwargs)  # type: ignore[arg-type]  # the route takes @original
 
     async def _post_in_channel(self, content: str, file: FileMaker | None) -> bool:
@@ -343,7 +367,10 @@ class Reply:
         mention = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(self.user_id)])
         try:
             if file is not None:
-                await channel.send(f"<@{self.user_id}> {content}", files=_listed(file()), allowed_mentions=mention)
+                made = _listed(file())
+                await channel.send(
+                    f"<@{self.user_id}> {content}", files=made, allowed_mentions=mention, **self._view_kwarg(made)
+                )
             else:
                 await channel.send(f"<@{self.user_id}> {content}", allowed_mentions=mention)
             return True

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
+from typing import Any, Self
 
 import discord
+
+from bot.adapter.expressions import ExpressionMaker
+from bot.replies import Expression
+
+# Fixed custom ids: discord.py routes a press by the id alone (`DynamicItem`), so the buttons on any result
+# message keep working after a restart, however old the message.
+EMOJI_BUTTON_ID = "mhbg:emoji"
+STICKER_BUTTON_ID = "mhbg:sticker"
 
 
 class CancelView(discord.ui.View):
@@ -65,3 +75,55 @@ class ConfirmView(discord.ui.View):
         self._done = True
         self.stop()
         await interaction.response.edit_message(content="Nothing was released.", view=None)
+
+
+def _maker(client: discord.Client) -> ExpressionMaker:
+    maker = getattr(client, "expressions", None)
+    if not isinstance(maker, ExpressionMaker):
+        raise TypeError("the client has no ExpressionMaker in `expressions`")
+    return maker
+
+
+class _ExpressionButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"mhbg:(?:emoji|sticker)"):
+    """Shared by both buttons; only the subclasses below are registered."""
+
+    kind: Expression = "emoji"
+    button_id = EMOJI_BUTTON_ID
+    button_label = "Add as emoji"
+
+    def __init__(self) -> None:
+        super().__init__(
+            discord.ui.Button(label=self.button_label, style=discord.ButtonStyle.secondary, custom_id=self.button_id)
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await _maker(interaction.client).add(interaction, self.kind)
+
+
+class AddAsEmoji(_ExpressionButton, template=re.escape(EMOJI_BUTTON_ID)):
+    kind = "emoji"
+    button_id = EMOJI_BUTTON_ID
+    button_label = "Add as emoji"
+
+
+class AddAsSticker(_ExpressionButton, template=re.escape(STICKER_BUTTON_ID)):
+    kind = "sticker"
+    button_id = STICKER_BUTTON_ID
+    button_label = "Add as sticker"
+
+
+RESULT_BUTTONS = (AddAsEmoji, AddAsSticker)  # for `bot.add_dynamic_items`
+
+
+def result_buttons() -> discord.ui.View:
+    """The view on a public result message in a server that installed the bot; it holds no state of its own."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(AddAsEmoji())
+    view.add_item(AddAsSticker())
+    return view

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot import replies
+from bot.imaging import ImageProblem
 from bot.jobs import JobCancelled, MemberBusy, ShuttingDown, StillRunning
 from bot.ledger import LimitExceeded, Period
 from bot.magic_hour import (
@@ -279,3 +280,29 @@ def test_a_failed_job_that_kept_credits_does_not_claim_a_refund(
     text = replies.failure(JobFailedError(project(status, code, message, credits=5)))
 
     assert "no credits were kept" not in text.lower()
+
+
+# -- the Add as emoji / Add as sticker answers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["emoji", "sticker"])
+def test_each_reason_no_expression_was_added_reads_differently_and_names_what(kind: replies.Expression) -> None:
+    texts = [
+        replies.expression_member_lacks_permission(kind),
+        replies.expression_bot_lacks_permission(kind),
+        replies.expression_no_slots(kind),
+        replies.expression_refused(kind),
+        *(replies.expression_not_made(kind, problem) for problem in ImageProblem),
+    ]
+    assert len(set(texts)) == len(texts), texts
+    assert all(kind in text for text in texts), texts
+
+
+def test_the_size_answer_names_discords_limit_of_each_kind() -> None:
+    assert "256 KiB" in replies.expression_not_made("emoji", ImageProblem.TOO_MANY_BYTES)
+    assert "512 KiB" in replies.expression_not_made("sticker", ImageProblem.TOO_MANY_BYTES)
+
+
+def test_a_created_emoji_is_shown_and_named_in_one_code_span() -> None:
+    text = replies.expression_created("emoji", "my_cat", "<:my_cat:123>")
+    assert "<:my_cat:123>" in text and "`:my_cat:`" in text

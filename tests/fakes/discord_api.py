@@ -10,8 +10,11 @@ The harness that logs a bot in against it and feeds it interactions is in `disco
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import copy
 import hashlib
+import io
 import json
 import re
 import time
@@ -23,10 +26,14 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from PIL import Image
 
 from tests.fakes.discord_contract import contract, describe
 from tests.fakes.interactions import (
+    ADMINISTRATOR,
     ATTACHMENT_SIZE_LIMIT,
+    CREATE_EXPRESSIONS,
+    DEFAULT_APP_PERMISSIONS,
     DISCORD_CDN,
     DISCORD_MEDIA_PROXY,
     Attachment,
@@ -64,12 +71,36 @@ _UNSET: Any = object()
 UNDOCUMENTED_ROUTES = frozenset({("POST", "/attachments/refresh-urls")})
 MAX_REFRESH_URLS = 50
 
+# Server emoji and stickers (https://discord.com/developers/docs/resources/emoji, .../resources/sticker).
+EMOJI_MAX_BYTES = 256 * 1024
+EMOJI_NAME = re.compile(r"[A-Za-z0-9_]{2,32}")
+EMOJI_DATA_URI = re.compile(r"data:image/(?P<kind>png|jpeg|gif|webp|avif);base64,(?P<data>.*)", re.DOTALL)
+STICKER_MAX_BYTES = 512 * 1024
+STICKER_SIDE = 320  # uploaded PNG/APNG/GIF stickers must be exactly this square
+STICKER_FORMATS = {"PNG": 1, "GIF": 4}  # Pillow's name → Discord's format_type (APNG is a PNG to Pillow)
+DEFAULT_EMOJI_SLOTS = 50  # static emoji of a server without boosts
+DEFAULT_STICKER_SLOTS = 5
+# What the bot's role has in the fake's servers unless a test says otherwise: enough to create expressions.
+DEFAULT_BOT_GUILD_PERMISSIONS = DEFAULT_APP_PERMISSIONS | CREATE_EXPRESSIONS
+
 
 @dataclass(frozen=True)
 class UploadedFile:
     filename: str
     data: bytes
     content_type: str | None
+
+
+@dataclass(frozen=True)
+class CreatedExpression:
+    """An emoji or a sticker the bot created, with the exact image bytes Discord received."""
+
+    guild_id: int
+    id: int
+    name: str
+    data: bytes
+    tags: str | None = None  # stickers only
+    description: str | None = None
 
 
 @dataclass
@@ -188,6 +219,12 @@ class FakeDiscordAPI:
         self.channels: dict[int, dict[str, Any]] = {}
         self.interactions: dict[int, InteractionRecord] = {}
         self.global_commands: list[dict[str, Any]] = []
+        self.emojis: list[CreatedExpression] = []
+        self.stickers: list[CreatedExpression] = []
+        # Per server, set by tests: free slots (Discord's counts by boost level) and the bot role's permissions.
+        self.emoji_slots: dict[int, int] = {}
+        self.sticker_slots: dict[int, int] = {}
+        self.bot_guild_permissions: dict[int, int] = {}
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self._by_token: dict[str, InteractionRecord] = {}
         self._failures: list[InjectedFailure] = []
@@ -501,6 +538,8 @@ class FakeDiscordAPI:
             ("GET", f"/channels/{cid}/messages/{snow.format('mid')}", True, self._channel_get),
             ("POST", "/users/@me/channels", True, self._open_dm),
             ("POST", "/attachments/refresh-urls", True, self._refresh_urls),  # see UNDOCUMENTED_ROUTES
+            ("POST", f"/guilds/{guild}/emojis", True, self._create_emoji),
+            ("POST", f"/guilds/{guild}/stickers", True, self._create_sticker),
         ]
         self._routes = [(m, re.compile(p), auth, h) for m, p, auth, h in table]
 
@@ -728,6 +767,90 @@ class FakeDiscordAPI:
         refreshed = [{"original": url, "refreshed": self.sign(url)} for url in urls if urlsplit(url).path in stored]
         return 200, {"refreshed_urls": refreshed}
 
+    # -- server emoji and stickers ------------------------------------------------------------------------
+    # The body's shape is checked against the OpenAPI file like every route; Discord's own rules beyond it are
+    # checked here. A malformed name or image is a bug of the bot (recorded as a violation); what Discord refuses
+    # at run time (permissions, full slots, a file over its size limit) is answered as Discord does, and the bot
+    # must word it.
+
+    def _may_create_expressions(self, guild_id: int) -> None:
+        permissions = self.bot_guild_permissions.get(guild_id, DEFAULT_BOT_GUILD_PERMISSIONS)
+        if not permissions & (CREATE_EXPRESSIONS | ADMINISTRATOR):
+            raise DiscordError(403, "Missing Permissions", 50013)
+
+    def _malformed(self, route: str, field_name: str, message: str) -> DiscordError:
+        """A form error in Discord's shape (the spec types its `code` as an integer), recorded as the bot's bug."""
+        self.violations.append(f"POST {route}: {field_name}: {message}")
+        return DiscordError(
+            400, "Invalid Form Body", 50035, {field_name: {"_errors": [{"code": 50035, "message": message}]}}
+        )
+
+    async def _create_emoji(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
+        guild_id, body = int(match["guild"]), record.json if isinstance(record.json, dict) else {}
+        route = "/guilds/{guild_id}/emojis"
+        name, image = str(body.get("name", "")), str(body.get("image", ""))
+        if not EMOJI_NAME.fullmatch(name):
+            raise self._malformed(route, "name", "Must be 2-32 letters, digits or underscores.")
+        uri = EMOJI_DATA_URI.fullmatch(image)
+        try:
+            data = base64.b64decode(uri["data"], validate=True) if uri else b""
+        except binascii.Error:
+            data = b""
+        if not data or _image_format(data) is None:
+            raise self._malformed(route, "image", "Invalid image data")
+        self._may_create_expressions(guild_id)
+        if len(data) > EMOJI_MAX_BYTES:
+            raise DiscordError(400, f"Failed to resize asset below the maximum size: {EMOJI_MAX_BYTES}", 50138)
+        slots = self.emoji_slots.get(guild_id, DEFAULT_EMOJI_SLOTS)
+        if sum(e.guild_id == guild_id for e in self.emojis) >= slots:
+            raise DiscordError(400, f"Maximum number of emojis reached ({slots})", 30008)
+        emoji = CreatedExpression(guild_id, snowflake(), name, data)
+        self.emojis.append(emoji)
+        return 201, {
+            "id": str(emoji.id),
+            "name": name,
+            "roles": [],
+            "user": self.bot_user.payload(),
+            "require_colons": True,
+            "managed": False,
+            "animated": False,
+            "available": True,
+        }
+
+    async def _create_sticker(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
+        guild_id, body = int(match["guild"]), record.json if isinstance(record.json, dict) else {}
+        route = "/guilds/{guild_id}/stickers"
+        name, tags, description = str(body.get("name", "")), str(body.get("tags", "")), body.get("description") or ""
+        if description and not 2 <= len(description) <= 100:
+            raise self._malformed(route, "description", "Must be empty or 2-100 characters long.")
+        if len(record.files) != 1:
+            raise self._malformed(route, "file", "Exactly one file is required.")
+        data = record.files[0].data
+        found = _image_format(data)
+        if found is None or found[0] not in STICKER_FORMATS:
+            raise self._malformed(route, "file", "Stickers are PNG, APNG, GIF or Lottie.")
+        self._may_create_expressions(guild_id)
+        if len(data) > STICKER_MAX_BYTES:
+            raise DiscordError(400, "File uploaded exceeds the maximum size", 50045)
+        if found[1] != (STICKER_SIDE, STICKER_SIDE):
+            raise self._malformed(route, "file", f"Stickers must be exactly {STICKER_SIDE}x{STICKER_SIDE}.")
+        slots = self.sticker_slots.get(guild_id, DEFAULT_STICKER_SLOTS)
+        if sum(e.guild_id == guild_id for e in self.stickers) >= slots:
+            raise DiscordError(400, f"Maximum number of stickers reached ({slots})", 30039)
+        sticker = CreatedExpression(guild_id, snowflake(), name, data, tags, description)
+        self.stickers.append(sticker)
+        return 201, {
+            "id": str(sticker.id),
+            "name": name,
+            "tags": tags,
+            "type": 2,
+            "format_type": STICKER_FORMATS[found[0]],
+            "description": description or None,
+            "available": True,
+            "guild_id": str(guild_id),
+            "user": self.bot_user.payload(),
+        }
+
     async def _open_dm(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
         recipient = str((record.json or {}).get("recipient_id", ""))
         for channel in self.channels.values():
@@ -893,6 +1016,7 @@ async def _read_body(request: web.Request) -> tuple[Any, list[UploadedFile]]:
         return None, []
     if request.content_type.startswith("multipart/"):
         body: Any = None
+        fields: dict[str, Any] = {}  # a form without payload_json (a sticker's name, tags, description and file)
         files: list[UploadedFile] = []
         reader = await request.multipart()
         async for part in reader:
@@ -903,7 +1027,11 @@ async def _read_body(request: web.Request) -> tuple[Any, list[UploadedFile]]:
                 body = json.loads(data)
             elif part.filename is not None:
                 files.append(UploadedFile(part.filename, bytes(data), part.headers.get("Content-Type")))
-        return body, files
+                if part.name and not part.name.startswith("files["):
+                    fields[part.name] = f"<{len(data)} bytes>"  # binary in the spec: present is what it checks
+            elif part.name:
+                fields[part.name] = bytes(data).decode(errors="replace")
+        return (body if body is not None else fields or None), files
     raw = await request.read()
     if not raw:
         return None, []
@@ -911,3 +1039,12 @@ async def _read_body(request: web.Request) -> tuple[Any, list[UploadedFile]]:
         return json.loads(raw), []
     except ValueError:
         return raw.decode(errors="replace"), []
+
+
+def _image_format(data: bytes) -> tuple[str, tuple[int, int]] | None:
+    """Pillow's name for the image's format and its size, or None when the bytes are not an image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format or "", image.size
+    except (OSError, SyntaxError, ValueError):
+        return None

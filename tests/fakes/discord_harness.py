@@ -421,10 +421,12 @@ class DiscordHarness:
         message_id: int,
         user: User | Member | None = None,
         permissions: int | None = None,
+        app_permissions: int | None = None,
         component_type: int = 2,
         values: list[str] | None = None,
     ) -> dict[str, Any]:
-        """A MESSAGE_COMPONENT interaction on a message the fake stored (where the view was sent)."""
+        """A MESSAGE_COMPONENT interaction on a message the fake stored (where the view was sent); `permissions`
+        are the presser's, `app_permissions` the bot's, both resolved in the message's channel."""
         stored = self._stored_message(message_id)
         channel = int(stored["channel_id"])
         ctx = self._context(
@@ -432,7 +434,7 @@ class DiscordHarness:
             channel_id=channel,
             user=user,
             permissions=permissions,
-            app_permissions=None,
+            app_permissions=app_permissions,
             locale="en-US",
             attachment_size_limit=ATTACHMENT_SIZE_LIMIT,
         )

@@ -42,8 +42,10 @@ USE_EXTERNAL_EMOJIS = 1 << 18
 CONNECT = 1 << 20
 SPEAK = 1 << 21
 CHANGE_NICKNAME = 1 << 26
+MANAGE_EXPRESSIONS = 1 << 30  # edit and delete the server's emoji and stickers (and, for members, create them)
 USE_APPLICATION_COMMANDS = 1 << 31
 SEND_MESSAGES_IN_THREADS = 1 << 38
+CREATE_EXPRESSIONS = 1 << 43  # create emoji and stickers; bots need it since February 2026
 
 # What @everyone gets on a fresh server: an ordinary member, notably without MANAGE_GUILD.
 DEFAULT_MEMBER_PERMISSIONS = (

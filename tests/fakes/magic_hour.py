@@ -33,6 +33,9 @@ What it checks and does:
   starts rendering and when it ends; `drop_webhooks(n)` loses the next n events, `duplicate_webhooks`
   sends each twice; every attempt is in `webhook_deliveries`.
 
+Results are `output_bytes` (a 1×1 PNG by default); `fake.output_bytes = cutout_png()` serves what a real background
+removal looks like instead (a subject on transparency), for tests that look at the pixels of what the bot delivers.
+
 The create and project answers also carry the deprecated `frame_cost`/`total_frame_cost` fields: the
 real API still sends them (the official SDK's models require them) and the spec allows extra fields.
 """
@@ -43,6 +46,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import io
 import itertools
 import json
 import os
@@ -59,6 +63,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import jsonschema
 from aiohttp import web
+from PIL import Image, ImageDraw
 
 DEFAULT_SPEC_PATH = Path(__file__).parents[1] / "contracts/magic-hour-openapi.json"
 CREATE_PATH = "/v1/image-background-remover"
@@ -89,6 +94,25 @@ _UPLOAD_EXTENSIONS = {
     "video": {"mp4", "m4v", "mov", "webm"},
     "audio": {"mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"},
 }
+
+
+SUBJECT_COLOR = (200, 40, 40, 255)
+
+
+def cutout_png(side: int = 64, radius: int | None = None, color: tuple[int, int, int, int] = SUBJECT_COLOR) -> bytes:
+    """A real RGBA PNG as Magic Hour returns it: a filled circle (the subject) in the middle of a transparent square.
+
+    The circle covers pixels `side // 2 - radius` to `side // 2 + radius - 1` on both axes (radius: a quarter of
+    the side by default), so its bounding box is known exactly."""
+    radius = side // 4 if radius is None else radius
+    image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    centre = side // 2
+    if radius > 0:  # 0: nothing but transparency
+        box = (centre - radius, centre - radius, centre + radius - 1, centre + radius - 1)
+        ImageDraw.Draw(image).ellipse(box, fill=color)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
 
 
 def iso(moment: datetime) -> str:

@@ -41,6 +41,11 @@ async def test_a_private_held_request_found_after_its_token_expired_is_never_pos
         )
         interaction_id = world.discord.dispatch(payload)
         await job_status(world, interaction_id, JobStatus.HELD)
+        async with asyncio.timeout(5):  # the member was told the outcome is unknown, in the (ephemeral) reply
+            while not any(
+                "can't tell" in e.json.get("content", "") for e in world.discord.original_edits(payload["token"])
+            ):
+                await asyncio.sleep(0.02)
         world.discord.api.expire_interaction(interaction_id)  # 15 minutes later, as far as Discord knows
         final = JobStatus.COMPLETE if ending == "complete" else JobStatus.FAILED
         await job_status(world, interaction_id, final, timeout=10)

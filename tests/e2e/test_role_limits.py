@@ -211,3 +211,20 @@ async def test_usage_lists_every_stored_role_limit_when_discord_cannot_list_the_
     world.discord.fail_next("GET", rf"^/guilds/{world.discord.guild_id}/roles$", status=403)
     text, _ = ephemeral_reply(world, await credits(world, "usage"))
     assert f"<@&{artists.id}> 10." in text
+
+
+async def test_a_server_in_the_cache_is_read_from_it_without_asking_discord(world: BotWorld) -> None:
+    """With the `guilds` intent the gateway's GUILD_CREATE and GUILD_ROLE_DELETE keep the server's roles current."""
+    guild_id = world.discord.guild_id
+    artists, patrons = world.discord.add_role("artists"), world.discord.add_role("patrons")
+    await admin(world, "set-role-limit", {"role": artists, "credits": 10})
+    await admin(world, "set-role-limit", {"role": patrons, "credits": 20})
+    roles = [everyone_role(guild_id).payload(), artists.payload(), patrons.payload()]
+    state = world.bot._connection  # where the gateway delivers events, as the harness delivers interactions
+    state.parse_guild_create({"id": str(guild_id), "name": "Art Club", "roles": roles, "unavailable": False})
+    state.parse_guild_role_delete({"guild_id": str(guild_id), "role_id": str(patrons.id)})
+
+    text, _ = ephemeral_reply(world, await credits(world, "usage"))
+
+    assert f"<@&{artists.id}> 10." in text and f"<@&{patrons.id}>" not in text
+    assert world.discord.api.find("GET", r"^/guilds/\d+/roles$") == []

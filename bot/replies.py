@@ -13,7 +13,7 @@ from typing import Literal
 from bot.imaging import ImageProblem, ResultOptions
 from bot.inputs import IMAGE_EXTENSIONS
 from bot.jobs import Charge, Failure, FailureKind, JobResult, RequestResult, StillRunning, classify
-from bot.ledger import HeldJobs, LimitExceeded, Payer, Period, Usage
+from bot.ledger import HeldJobs, LimitExceeded, Payer, Period, RoleLimit, Usage
 from bot.magic_hour import ProjectStatus
 from bot.sources import MAX_MENU_IMAGES, Skip, Skipped
 
@@ -274,6 +274,8 @@ def interrupted(resumable: bool = True) -> str:
 
 
 def limit_exceeded(error: LimitExceeded) -> str:
+    if error.role_id is not None:
+        return role_limit_exceeded(error)
     if error.scope == "bot":
         # The bot-wide budget spans every server: its figures are other servers' business.
         text = f"🚫 The bot's credit budget {PERIOD_WORDS[Period(error.period)]} is used up, so no new jobs can start."
@@ -498,3 +500,98 @@ def expression_only_in_servers() -> str:
 
 def expression_refused(kind: Expression) -> str:
     return f"❌ Discord refused to add {_article(kind)}. Try again later; nothing was added."
+
+
+# -- role limits and the usage chart ---------------------------------------------------------------------------
+
+PER_PERIOD: dict[Period, str] = {
+    Period.DAY: "a day",
+    Period.WEEK: "a week",
+    Period.MONTH: "a month",
+    Period.NONE: "in total",
+}
+ROLE_LIMITS_SHOWN = 15  # role mentions listed before "and n more": the answer stays far inside 2,000 characters
+
+
+def role(role_id: int) -> str:
+    """A role mention; the bot sends no pings (its allowed mentions are none), so it only names the role."""
+    return f"<@&{role_id}>"
+
+
+def role_limit_exceeded(error: LimitExceeded) -> str:
+    """A member stopped by the cap one of their roles gives: the role, the cap, and when it resets."""
+    period = PERIOD_WORDS[Period(error.period)]
+    assert error.role_id is not None
+    cap = f"your role {role(error.role_id)}'s cap of {error.limit} credits"
+    if error.images > 1:
+        left = max(0, error.limit - error.used)
+        text = (
+            f"🚫 This request of {error.images} images needs {error.cost} credits, but {cap} leaves you only "
+            f"{left} {period}. Nothing was charged; try fewer images."
+        )
+    else:
+        text = (
+            f"🚫 You can't start another background removal: you have used {error.used} credits of {cap} "
+            f"{period}, and each one costs {error.cost}."
+        )
+    if error.resets_at is not None:
+        return text + f" The limit resets {timestamp(error.resets_at)}."
+    return text + " A server admin can change it with `/credits set-role-limit`."
+
+
+def own_usage_line(usage: Usage) -> str:
+    """The member's own spend against their cap, and the role that gives it when a role does."""
+    text = f"You have used {usage.member_used or 0} credits"
+    if usage.member_cap is None:
+        return text + "."
+    if usage.member_cap_role_id is not None:
+        return text + f" of your {usage.member_cap}-credit cap, from your role {role(usage.member_cap_role_id)}."
+    return text + f" of your {usage.member_cap}-credit limit."
+
+
+def role_limits_line(limits: Sequence[RoleLimit], period: Period) -> str:
+    """The server's role limits, largest first, and the rule that picks a member's cap among them."""
+    shown = " · ".join(f"{role(limit.role_id)} {limit.credits}" for limit in limits[:ROLE_LIMITS_SHOWN])
+    more = f" and {len(limits) - ROLE_LIMITS_SHOWN} more" if len(limits) > ROLE_LIMITS_SHOWN else ""
+    return (
+        f"**Role limits** (credits per member {PER_PERIOD[Period(period)]}; a member's largest replaces the member "
+        f"limit): {shown}{more}."
+    )
+
+
+def role_limit_set(role_id: int, credits: int, period: Period) -> str:
+    return (
+        f"✅ Members with {role(role_id)} may now use up to {credits} credits each {PER_PERIOD[Period(period)]}. "
+        "For them it replaces the member limit; a member with several limited roles gets the largest."
+    )
+
+
+def role_limit_removed(role_id: int) -> str:
+    return f"✅ {role(role_id)} has no limit of its own now."
+
+
+def everyone_role_refused() -> str:
+    return "❌ Every member has @everyone: to limit every member, use `/credits set-member-limit`."
+
+
+def chart_caption(legend: Sequence[tuple[str, int | None, int]], *, period: Period, limit: int | None) -> str:
+    """What the attached chart shows, in one sentence, then which colour is whom (the image holds no names)."""
+    when = _chart_window_words(period)
+    text = f"📊 The chart shows credits per day {when}, stacked by member, with their running total"
+    text += f" against the server's limit of {limit} credits (dashed)." if limit is not None else "."
+    entries = [f"{square} {'others' if who is None else f'<@{who}>'} {credits}" for square, who, credits in legend]
+    return text + "\n" + " · ".join(entries)
+
+
+def _chart_window_words(period: Period) -> str:
+    """The chart covers the current week or month, else (a daily or one-off limit) the last 30 days."""
+    chosen = Period(period)
+    return PERIOD_WORDS[chosen] if chosen in (Period.WEEK, Period.MONTH) else "over the last 30 days"
+
+
+def no_chart(period: Period) -> str:
+    return f"📊 No credits were spent {_chart_window_words(period)}, so there is no chart."
+
+
+def chart_failed() -> str:
+    return "📊 The chart could not be drawn this time; the figures above are complete."

@@ -16,8 +16,11 @@ from discord.ext import commands
 
 from bot import replies
 from bot.adapter.checks import require_guild
+from bot.adapter.roles import carried_role_ids, existing_role_ids
 from bot.adapter.views import ConfirmView
-from bot.ledger import CeilingExceeded, JobRecord, Period, export_csv
+from bot.ledger import CeilingExceeded, JobRecord, Period, RoleLimit, Usage, export_csv
+from bot.server_chart import server_chart_data
+from bot.usage_chart import legend_entries, render_chart
 
 if TYPE_CHECKING:
     from bot.adapter.bot import BackgroundBot
@@ -27,6 +30,7 @@ log = logging.getLogger("bot.cogs.credits")
 PERIOD_CHOICES = [app_commands.Choice(name=period.value, value=period.value) for period in Period]
 admin_only = app_commands.checks.has_permissions(manage_guild=True)
 EXPORT_MARGIN = 4096  # bytes of the upload limit left for the message around the file
+CHART_FILENAME = "usage.png"
 
 
 async def defer(interaction: discord.Interaction) -> None:
@@ -89,7 +93,8 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
     async def usage(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
         guild_id = self._guild(interaction)
-        usage = await self.bot.ledger.usage(guild_id, user_id=interaction.user.id)
+        roles = carried_role_ids(interaction.user)
+        usage = await self.bot.ledger.usage(guild_id, user_id=interaction.user.id, roles=roles)
         held = await self.bot.ledger.held(guild_id)
         lines = [replies.usage_line(usage)]
         running = usage.reserved - usage.held
@@ -97,15 +102,41 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
             lines.append(f"{running} of those are reserved for jobs still running.")
         if held.count:
             lines.append(replies.held_line(held))
-        mine = f"You have used {usage.member_used or 0} credits"
-        if usage.member_limit is not None:
-            mine += f" of your {usage.member_limit}-credit limit"
-        lines.append(mine + ".")
+        lines.append(replies.own_usage_line(usage))
+        if role_limits := await self._live_role_limits(interaction, guild_id):
+            lines.append(replies.role_limits_line(role_limits, usage.period))
+        chart: discord.File | None = None
         if interaction.permissions.manage_guild:
             top = await self.bot.ledger.top_members(guild_id, limit=5)
             if top:
                 lines.append("**Top members:** " + ", ".join(f"<@{user}> {credits}" for user, credits in top))
-        await answer(interaction, "\n".join(lines))
+            caption, chart = await self._chart(guild_id, usage)
+            lines.append(caption)
+        await answer(interaction, "\n".join(lines), file=chart)
+
+    async def _live_role_limits(self, interaction: discord.Interaction, guild_id: int) -> list[RoleLimit]:
+        """The server's role limits whose role still exists (a deleted role's limit stays stored, unused)."""
+        stored = await self.bot.ledger.role_limits(guild_id)
+        if not stored:
+            return []  # no need to ask Discord for the server's roles
+        existing = await existing_role_ids(interaction)
+        if existing is None:
+            return stored  # Discord could not say: list them all rather than none
+        return [limit for limit in stored if limit.role_id in existing]
+
+    async def _chart(self, guild_id: int, usage: Usage) -> tuple[str, discord.File | None]:
+        """The chart's caption and its PNG, drawn in a worker thread; no spend, no chart (the caption says so)."""
+        ledger = self.bot.ledger
+        data = await server_chart_data(ledger, guild_id, period=usage.period, limit=usage.limit, now=ledger.now())
+        if data is None:
+            return replies.no_chart(usage.period), None
+        try:
+            png = await render_chart(data)
+        except Exception:
+            log.exception("usage chart failed guild=%s", guild_id)
+            return replies.chart_failed(), None
+        caption = replies.chart_caption(legend_entries(data), period=usage.period, limit=data.limit)
+        return caption, discord.File(io.BytesIO(png), filename=CHART_FILENAME)
 
     @app_commands.command(name="set-limit", description="Set how many credits this server may use per period")
     @app_commands.describe(credits="Credits allowed per period (0 stops all jobs)", period="When the count starts over")
@@ -146,6 +177,28 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
             "✅ Member limit removed." if value is None else f"✅ Each member may now use {value} credits per period."
         )
         await answer(interaction, text)
+
+    @app_commands.command(name="set-role-limit", description="Set how many credits each member with a role may use")
+    @app_commands.describe(
+        role="Members with this role",
+        credits="Credits per member per period; replaces the member limit for them; 0 removes the role's limit",
+    )
+    @admin_only
+    async def set_role_limit(
+        self, interaction: discord.Interaction, role: discord.Role, credits: app_commands.Range[int, 0, 100_000_000]
+    ) -> None:
+        await defer(interaction)
+        guild_id = self._guild(interaction)
+        if role.id == guild_id:  # @everyone's id is the server's; members never carry it in their role list
+            await answer(interaction, replies.everyone_role_refused())
+            return
+        await self.bot.ledger.set_role_limit(guild_id, role.id, credits)
+        log.info("role limit set guild=%s user=%s role=%s credits=%s", guild_id, interaction.user.id, role.id, credits)
+        if credits == 0:
+            await answer(interaction, replies.role_limit_removed(role.id))
+            return
+        settings = await self.bot.ledger.get_settings(guild_id)
+        await answer(interaction, replies.role_limit_set(role.id, credits, settings.period))
 
     @app_commands.command(name="history", description="The latest background removals in this server")
     @app_commands.describe(member="Only this member's jobs")

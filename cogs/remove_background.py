@@ -22,6 +22,7 @@ from discord.ext import commands
 from bot import replies
 from bot.adapter.events import InteractionEvents
 from bot.adapter.installs import open_to_members, payer_of
+from bot.adapter.roles import carried_role_ids
 from bot.imaging import BadColor, BadFormat, ResultOptions
 from bot.inputs import InputFile, Source, problem_with
 from bot.jobs import ImageInput, ImageJob, InputRefresher, MemberBusy, Request, ShuttingDown, job_name
@@ -309,6 +310,7 @@ class RemoveBackground(commands.Cog):
             payer=payer,
             channel_posts=payer is Payer.GUILD,  # elsewhere the bot is not in the channel: the interaction only
             options=options,
+            roles=carried_role_ids(interaction.user),
         )
         events = InteractionEvents(bot, runner, interaction, request)
         await runner.run(request, events, refresh)

@@ -37,6 +37,7 @@ class Request:
     payer: Payer = Payer.GUILD  # whose budget: the server that installed the bot, or the member's own install
     channel_posts: bool = True  # the bot is in the server and may post in the channel (else: the interaction only)
     options: ResultOptions = DEFAULT_OPTIONS  # what to do to each result locally (colour, trim, format)
+    roles: tuple[int, ...] = ()  # the member's role ids as Discord sent them: their largest role limit is their cap
 
     @property
     def interaction_id(self) -> int:

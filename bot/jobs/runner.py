@@ -89,6 +89,7 @@ class JobRunner(Recovering):
                 channel_posts=request.channel_posts,
                 options=options_to_json(request.options),
                 cost=COST_PER_JOB,
+                roles=request.roles,
             )
             if self.balance is not None:
                 await self.balance.ready()  # a stale balance is read now, before any slot is taken

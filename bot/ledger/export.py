@@ -1,5 +1,8 @@
 """A server's jobs as CSV for spreadsheets: every cell is neutralised against formula injection, and
-the file can be capped in bytes so it fits Discord's upload limit."""
+the file can be capped in bytes so it fits Discord's upload limit.
+
+One row per image; `request_id` and `position` (from 0, in the member's order) say which images were one request.
+They come last so columns a spreadsheet already refers to by position keep their place."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ COLUMNS = (
     "credits_reserved",
     "credits_charged",
     "error",
+    "request_id",
+    "position",
 )
 # Spreadsheets evaluate a cell starting with these as a formula (or strip them and then evaluate).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -41,6 +46,8 @@ def job_row(record: JobRecord) -> list[object]:
         record.credits_reserved,
         record.credits_charged,
         record.error,
+        record.request_id,
+        record.position,
     ]
 
 

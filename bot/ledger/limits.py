@@ -1,12 +1,16 @@
-"""Who may spend how much: each server's limit and period, the owner's grants, member limits, alerts.
+"""Who may spend how much: each server's limit and period, the owner's grants, member and role limits, alerts.
 
 Limits are read inside the reservation's transaction (`reservations.py`), so a change applies to the
 next reservation and never to one already made.
+
+Role limits: a member's cap is the largest limit among the roles they carry (the ids Discord sends with each
+interaction, so a role change counts from the member's next command), and it replaces the server's member
+limit for them, higher or lower. A deleted role is simply never carried again: its row stays, unused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +18,21 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .core import LedgerCore, check_credits
-from .models import CeilingExceeded, GuildSettings
+from .core import LedgerCore, check_credits, chunks
+from .models import CeilingExceeded, GuildSettings, MemberCap, RoleLimit
 from .periods import Period, as_utc, parse_period
-from .schema import alerts_sent, guild_settings
+from .schema import alerts_sent, guild_settings, role_limits
+
+
+def member_cap(member_limit: int | None, carried: Mapping[int, int]) -> MemberCap:
+    """The largest of `carried` (role id → credits, the member's limited roles), else the member limit.
+
+    Ties go to the lower role id, so the same roles always name the same role.
+    """
+    if not carried:
+        return MemberCap(member_limit)
+    credits, role_id = max((credits, -role_id) for role_id, credits in carried.items())
+    return MemberCap(credits, -role_id)
 
 
 class Limits(LedgerCore):
@@ -114,6 +129,56 @@ class Limits(LedgerCore):
         if credits is not None:
             check_credits(credits, "the member limit")
         return await self._upsert_settings(guild_id, {"member_limit": credits or None})
+
+    async def set_role_limit(self, guild_id: int, role_id: int, credits: int) -> RoleLimit | None:
+        """What each member carrying `role_id` may spend per period; 0 removes the role's limit (returns None)."""
+        check_credits(credits, "the role limit")
+        moment = self._now()
+
+        async def work(conn: AsyncConnection) -> RoleLimit | None:
+            if credits == 0:
+                await conn.execute(
+                    delete(role_limits).where(role_limits.c.guild_id == guild_id, role_limits.c.role_id == role_id)
+                )
+                return None
+            await conn.execute(
+                self._insert(role_limits)
+                .values(guild_id=guild_id, role_id=role_id, credits=credits, updated_at=moment)
+                .on_conflict_do_update(
+                    index_elements=[role_limits.c.guild_id, role_limits.c.role_id],
+                    set_={"credits": credits, "updated_at": moment},
+                )
+            )
+            return RoleLimit(role_id, credits, moment)
+
+        return await self._run(work, write=True)
+
+    async def role_limits(self, guild_id: int) -> list[RoleLimit]:
+        """Every role limit of the server, largest first (deleted roles included: only Discord knows which)."""
+        statement = (
+            select(role_limits)
+            .where(role_limits.c.guild_id == guild_id)
+            .order_by(role_limits.c.credits.desc(), role_limits.c.role_id)
+        )
+
+        async def work(conn: AsyncConnection) -> list[RoleLimit]:
+            return [RoleLimit(int(r.role_id), int(r.credits), r.updated_at) for r in await conn.execute(statement)]
+
+        return await self._run(work, write=False)
+
+    async def _member_cap(self, conn: AsyncConnection, settings: GuildSettings, roles: Iterable[int]) -> MemberCap:
+        """The cap of a member carrying `roles`, read in the caller's transaction (under the guild lock when
+        reserving, so it cannot change between the check and the reservation)."""
+        wanted = sorted({int(role) for role in roles})
+        carried: dict[int, int] = {}
+        for chunk in chunks(wanted):
+            rows = await conn.execute(
+                select(role_limits.c.role_id, role_limits.c.credits).where(
+                    role_limits.c.guild_id == settings.guild_id, role_limits.c.role_id.in_(chunk)
+                )
+            )
+            carried.update((int(r.role_id), int(r.credits)) for r in rows)
+        return member_cap(settings.member_limit, carried)
 
     async def set_alert_channel(self, guild_id: int, channel_id: int | None) -> GuildSettings:
         return await self._upsert_settings(guild_id, {"alert_channel_id": channel_id})

@@ -380,6 +380,19 @@ def _v8_results(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_jobs_delete_after ON jobs (delete_after)")
 
 
+def _v9_role_limits(conn: Connection) -> None:
+    """Per-role member caps: what each member carrying a role may spend in the server's period. A member's cap is
+    the largest among their roles and replaces the server's member limit for them."""
+    Table(
+        "role_limits",
+        MetaData(),
+        Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("role_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("credits", Integer, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+    ).create(conn)
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1_initial),
     (2, _v2_delivery_members_alerts),
@@ -389,6 +402,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (6, _v6_lifecycle_and_balances),
     (7, _v7_user_installs),
     (8, _v8_results),
+    (9, _v9_role_limits),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -154,7 +154,10 @@ class Usage:
     period_start: datetime
     resets_at: datetime | None
     member_used: int | None = None  # the member's credits incl. reservations, when a user was asked for
-    member_limit: int | None = None
+    member_limit: int | None = None  # the server's member limit (the setting), whoever asked
+    # The member's own cap, when a user was asked for: the largest limit among their roles, else `member_limit`.
+    member_cap: int | None = None
+    member_cap_role_id: int | None = None  # the role that gives `member_cap`; None when it is the member limit
     held: int = 0  # part of `reserved`: jobs whose create may have reached Magic Hour but were never confirmed
     held_since: datetime | None = None  # created_at of the oldest of those
     payer: Payer = Payer.GUILD  # whose budget these figures are: the server's, or the member's own
@@ -174,7 +177,7 @@ class LimitExceeded(Exception):
     scope is "guild", "member", "user" (a member's own user-install budget) or "bot" (the owner's budget
     across all servers). For "bot", used/limit
     are bot-wide figures that span other servers: tell members only that the bot is out of credits and
-    when it resets, never the numbers.
+    when it resets, never the numbers. A "member" refusal with `role_id` was the cap that role gives.
     """
 
     def __init__(
@@ -186,8 +189,11 @@ class LimitExceeded(Exception):
         resets_at: datetime | None,
         cost: int,
         images: int = 1,
+        *,
+        role_id: int | None = None,
     ) -> None:
         self.images = images  # how many images the refused request covered; `cost` is their total
+        self.role_id = role_id  # the member's cap came from this role (scope "member" only)
         self.scope = scope
         self.used = used
         self.limit = limit
@@ -198,6 +204,23 @@ class LimitExceeded(Exception):
         super().__init__(
             f"{scope} credit limit reached: {used}/{limit} used, {cost} needed (period {period.value}, {when})"
         )
+
+
+@dataclass(frozen=True)
+class RoleLimit:
+    """What each member carrying a role may spend in the server's period."""
+
+    role_id: int
+    credits: int
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MemberCap:
+    """The most one member may spend in the server's period, and where that figure comes from."""
+
+    credits: int | None  # None: no cap of their own (the server's limit and the bot's budget still apply)
+    role_id: int | None = None  # the role whose limit it is; None: the server's member limit (or no cap)
 
 
 class CeilingExceeded(ValueError):

@@ -3,7 +3,7 @@ journal, newest or oldest first, by index), the owner's report, and the proof th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,11 @@ EXPORT_PAGE = 1000
 
 
 class Reports(Limits, LedgerCore):
-    async def usage(self, guild_id: int, user_id: int | None = None, now: datetime | None = None) -> Usage:
+    async def usage(
+        self, guild_id: int, user_id: int | None = None, now: datetime | None = None, *, roles: Sequence[int] = ()
+    ) -> Usage:
+        """The server's figures in its period; with `user_id`, also that member's, against the cap their `roles`
+        (as Discord sent them) give."""
         moment = self._now(now)
 
         async def work(conn: AsyncConnection) -> Usage:
@@ -35,6 +39,7 @@ class Reports(Limits, LedgerCore):
             days = DayRange.of(start, end)
             server = await balances.read(conn, BalanceKey.guild(guild_id), days)
             member = await balances.read(conn, BalanceKey.member(guild_id, user_id), days) if user_id else None
+            cap = await self._member_cap(conn, settings, roles) if user_id else None
             held_since = None
             if server.held:
                 held_since = (
@@ -55,6 +60,8 @@ class Reports(Limits, LedgerCore):
                 resets_at=end,
                 member_used=member.counted if member is not None else None,
                 member_limit=settings.member_limit,
+                member_cap=cap.credits if cap is not None else None,
+                member_cap_role_id=cap.role_id if cap is not None else None,
                 held=server.held,
                 held_since=held_since,
             )

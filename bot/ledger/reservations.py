@@ -43,6 +43,7 @@ class Reservations(Limits):
         background_url: str | None = None,
         name: str | None = None,
         now: datetime | None = None,
+        roles: Sequence[int] = (),
     ) -> JobRecord:
         """A request of one image (see `reserve_request`); returns its job."""
         moment = self._now(now)
@@ -56,7 +57,7 @@ class Reservations(Limits):
             token=interaction_token,
         )
         image = ImageSpec(input_url=input_url, background_url=background_url, name=name)
-        _, reserved = await self.reserve_request(origin, [image], cost=cost, private=False, payer=payer)
+        _, reserved = await self.reserve_request(origin, [image], cost=cost, private=False, payer=payer, roles=roles)
         return reserved[0]
 
     async def reserve_request(
@@ -69,13 +70,15 @@ class Reservations(Limits):
         channel_posts: bool = True,
         options: str | None = None,
         cost: int = COST_PER_JOB,
+        roles: Sequence[int] = (),
     ) -> tuple[RequestRecord, list[JobRecord]]:
         """Hold `cost` credits per image for a whole request, all or nothing, or raise LimitExceeded
         (its `cost` is the request's total); a repeated interaction gets its request back.
 
         `payer` says whose budget: the server's (its limit and member limit apply) or the member's own
         user-install budget (`LedgerDefaults.user_install_limit`); the bot-wide budget applies to both. The
-        request's time is `origin.created_at` (the interaction's): the day its credits count on.
+        request's time is `origin.created_at` (the interaction's): the day its credits count on. `roles` are the
+        member's role ids as Discord sent them with the interaction: their largest role limit is the member's cap.
         """
         if cost < 0:
             raise ValueError("cost must be 0 or more")
@@ -102,7 +105,7 @@ class Reservations(Limits):
             if existing is not None:
                 return existing
             if paying_guild is not None:
-                await self._check_guild_fits(conn, settings, origin.user_id, moment, total_cost, count)
+                await self._check_guild_fits(conn, settings, origin.user_id, roles, moment, total_cost, count)
             else:
                 await self._check_user_fits(conn, origin.user_id, moment, total_cost, count)
             await self._check_bot_fits(conn, moment, total_cost, count)
@@ -173,18 +176,29 @@ class Reservations(Limits):
             return found
 
     async def _check_guild_fits(
-        self, conn: AsyncConnection, settings: GuildSettings, user_id: int, moment: datetime, cost: int, images: int
+        self,
+        conn: AsyncConnection,
+        settings: GuildSettings,
+        user_id: int,
+        roles: Sequence[int],
+        moment: datetime,
+        cost: int,
+        images: int,
     ) -> None:
-        """Raise LimitExceeded unless `cost` more credits fit the server's limit and its member limit."""
+        """Raise LimitExceeded unless `cost` more credits fit the server's limit and the member's cap (their
+        largest role limit, else the member limit), both in the server's period."""
         start, end = period_bounds(settings.period, moment)
         days = DayRange.of(start, end)
         server = await balances.read(conn, BalanceKey.guild(settings.guild_id), days)
         if server.counted + cost > settings.credit_limit:
             raise LimitExceeded("guild", server.counted, settings.credit_limit, settings.period, end, cost, images)
-        if settings.member_limit is not None:
+        cap = await self._member_cap(conn, settings, roles)
+        if cap.credits is not None:
             member = await balances.read(conn, BalanceKey.member(settings.guild_id, user_id), days)
-            if member.counted + cost > settings.member_limit:
-                raise LimitExceeded("member", member.counted, settings.member_limit, settings.period, end, cost, images)
+            if member.counted + cost > cap.credits:
+                raise LimitExceeded(
+                    "member", member.counted, cap.credits, settings.period, end, cost, images, role_id=cap.role_id
+                )
 
     async def _check_user_fits(
         self, conn: AsyncConnection, user_id: int, moment: datetime, cost: int, images: int

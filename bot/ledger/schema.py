@@ -127,6 +127,16 @@ guild_settings = Table(
     Column("granted_ceiling", Integer),
 )
 
+role_limits = Table(
+    "role_limits",
+    metadata,
+    # What each member carrying the role may spend in the server's period (since v9); no row: no limit.
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("role_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("credits", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
 alerts_sent = Table(
     "alerts_sent",
     metadata,

@@ -37,9 +37,11 @@ from tests.fakes.interactions import (
     DISCORD_CDN,
     DISCORD_MEDIA_PROXY,
     Attachment,
+    Role,
     Sticker,
     User,
     channel_payload,
+    everyone_role,
     guess_content_type,
     iso_now,
     make_user,
@@ -226,6 +228,7 @@ class FakeDiscordAPI:
         self.sticker_slots: dict[int, int] = {}
         self.bot_guild_permissions: dict[int, int] = {}
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
+        self.roles: dict[int, dict[int, Role]] = {}  # guild id → its roles besides @everyone (see add_role)
         self._by_token: dict[str, InteractionRecord] = {}
         self._failures: list[InjectedFailure] = []
         self._cdn_files: dict[str, bytes] = {}
@@ -313,6 +316,15 @@ class FakeDiscordAPI:
 
     def add_channel(self, channel_id: int, guild_id: int | None, *, name: str = "general") -> dict[str, Any]:
         return self.channels.setdefault(channel_id, channel_payload(channel_id, guild_id, name=name))
+
+    def add_role(self, guild_id: int, role: Role) -> Role:
+        """A role created in the server: GET /guilds/{id}/roles lists it until `delete_role`."""
+        self.roles.setdefault(guild_id, {})[role.id] = role
+        return role
+
+    def delete_role(self, guild_id: int, role_id: int) -> None:
+        """Deleted in Discord: no longer listed (members stop carrying it; their payloads are the test's to build)."""
+        self.roles.get(guild_id, {}).pop(role_id, None)
 
     def add_message(
         self,
@@ -533,6 +545,7 @@ class FakeDiscordAPI:
             ("GET", f"/webhooks/{app}/{token}/messages/@original", False, self._webhook_get),
             ("PATCH", f"/webhooks/{app}/{token}/messages/@original", False, self._webhook_edit),
             ("DELETE", f"/webhooks/{app}/{token}/messages/@original", False, self._webhook_delete),
+            ("GET", f"/guilds/{guild}/roles", True, self._get_roles),
             ("GET", f"/channels/{cid}", True, self._get_channel),
             ("POST", f"/channels/{cid}/messages", True, self._channel_post),
             ("GET", f"/channels/{cid}/messages/{snow.format('mid')}", True, self._channel_get),
@@ -544,6 +557,15 @@ class FakeDiscordAPI:
         self._routes = [(m, re.compile(p), auth, h) for m, p, auth, h in table]
 
     # -- identity and commands -------------------------------------------------------------------------
+
+    async def _get_roles(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
+        """Every role of a server the bot is in, @everyone first, as Discord lists them."""
+        guild_id = int(match["guild"])
+        known = {int(c.get("guild_id") or 0) for c in self.channels.values()} | set(self.roles)
+        if guild_id not in known:
+            raise DiscordError(404, "Unknown Guild", 10004)
+        roles = [everyone_role(guild_id), *self.roles.get(guild_id, {}).values()]
+        return 200, [role.payload() for role in roles]
 
     async def _get_me(self, record: RecordedRequest, match: re.Match[str]) -> tuple[int, Any]:
         me = self.bot_user.payload()

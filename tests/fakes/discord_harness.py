@@ -36,8 +36,10 @@ from tests.fakes.interactions import (
     Attachment,
     InteractionContext,
     Member,
+    Role,
     Sticker,
     User,
+    make_role,
     make_user,
     nest_subcommand,
     resolve_options,
@@ -247,6 +249,14 @@ class DiscordHarness:
             embeds=embeds,
             stickers=stickers,
         )
+
+    def add_role(self, name: str = "artists") -> Role:
+        """A role created in the harness's guild; give it to members with `make_member(roles=(role.id,))`."""
+        return self.api.add_role(self.guild_id, make_role(name))
+
+    def delete_role(self, role: Role) -> None:
+        """The role deleted in Discord: no longer listed, and members built afterwards should not carry it."""
+        self.api.delete_role(self.guild_id, role.id)
 
     # -- payload builders ----------------------------------------------------------------------------
 

@@ -204,6 +204,42 @@ def make_user(username: str = "alice", *, id: int | None = None, bot: bool = Fal
     return User(id=id if id is not None else snowflake(), username=username, bot=bot, avatar=avatar)
 
 
+@dataclass
+class Role:
+    """A server role as Discord describes it (in `resolved.roles` and GET /guilds/{id}/roles)."""
+
+    name: str = "artists"
+    id: int = field(default_factory=snowflake)
+    position: int = 1
+    permissions: int = DEFAULT_MEMBER_PERMISSIONS
+    color: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "permissions": str(self.permissions),
+            "position": self.position,
+            "color": self.color,
+            "colors": {"primary_color": self.color, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "managed": False,
+            "mentionable": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "flags": 0,
+        }
+
+
+def make_role(name: str = "artists", *, id: int | None = None, position: int = 1) -> Role:
+    return Role(name=name, id=id if id is not None else snowflake(), position=position)
+
+
+def everyone_role(guild_id: int) -> Role:
+    """@everyone: its id is the server's, and members' role lists never include it."""
+    return Role(name="@everyone", id=guild_id, position=0)
+
+
 def make_member(
     user: User | None = None,
     *,
@@ -371,6 +407,8 @@ def option_type_of(value: Any) -> int:
         return ATTACHMENT
     if isinstance(value, User | Member):
         return USER
+    if isinstance(value, Role):
+        return ROLE
     if isinstance(value, bool):
         return BOOLEAN
     if isinstance(value, int):
@@ -499,7 +537,7 @@ def resolve_options(
     types: dict[str, int] | None = None,
     cdn: str = DISCORD_CDN,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Option values as Discord sends them: attachments and users by id, their objects under `resolved`."""
+    """Option values as Discord sends them: attachments, users and roles by id, their objects under `resolved`."""
     resolved: dict[str, dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
     for name, raw in options.items():
@@ -516,6 +554,9 @@ def resolve_options(
                 member = value if isinstance(value, Member) else Member(user=user)
                 resolved.setdefault("members", {})[str(user.id)] = member.payload(with_user=False)
             value = str(user.id)
+        elif isinstance(value, Role):
+            resolved.setdefault("roles", {})[str(value.id)] = value.payload()
+            value = str(value.id)
         elif kind == NUMBER and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         out.append({"name": name, "type": kind, "value": value})

@@ -12,6 +12,7 @@ import logging
 from typing import Protocol
 
 from bot import replies
+from bot.i18n import words_for
 from bot.ledger import Ledger
 
 log = logging.getLogger("bot.credit_alerts")
@@ -46,7 +47,7 @@ class CreditAlerts:
                 continue
             if not await self.ledger.claim_alert(guild_id, threshold, usage.period_start):
                 continue
-            text = replies.limit_alert(threshold, usage)
+            text = replies.limit_alert(words_for(settings.locale), threshold, usage)  # the server's language
             if await notifier.post_alert(guild_id, settings.alert_channel_id, text):
                 posted.append(threshold)
             else:

@@ -13,6 +13,8 @@ import functools
 import gettext
 import io
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,24 @@ CATALOGS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Message:
+    """A sentence to be said later, in the language of whoever reads it: its English id, context and values.
+
+    Modules that decide what to say but not to whom (a link's problem, a file's problem) return one of these;
+    `Words.say` puts it into words. Values that are themselves messages are said first.
+    """
+
+    id: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+    context: str | None = None
+
+
+def N_(message: str, /, *, context: str | None = None, **values: Any) -> Message:
+    """Mark `message` for the catalogs (`pybabel extract -k N_`) and keep it to be said later."""
+    return Message(message, values, context)
+
+
 class Words:
     """One language's sentences, numbers and plurals. Look it up once per reply (`words_for`), then ask it.
 
@@ -71,6 +91,13 @@ class Words:
 
     def npgettext(self, context: str, singular: str, plural: str, n: int, **values: Any) -> str:
         return self._fill(self._t.npgettext(context, singular, plural, n), {"n": self.number(n), **values})
+
+    def say(self, message: Message) -> str:
+        """A deferred sentence in this language (its values said first when they are messages too)."""
+        values = {k: self.say(v) if isinstance(v, Message) else v for k, v in message.values.items()}
+        if message.context is not None:
+            return self.pgettext(message.context, message.id, **values)
+        return self.gettext(message.id, **values)
 
     def number(self, value: int | float) -> str:
         """1,000,000 in English, 1.000.000 in German, 1 000 000 in French."""

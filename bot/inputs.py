@@ -13,7 +13,9 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+from bot.i18n import N_, Message
 from bot.magic_hour.client import UPLOAD_EXTENSIONS
+from bot.markdown import code
 
 # The image extensions Magic Hour accepts: the client's list, taken from the upload-URLs API's spec.
 IMAGE_EXTENSIONS = UPLOAD_EXTENSIONS["image"]
@@ -76,9 +78,13 @@ def is_image(filename: str, content_type: str | None) -> bool:
     return extension_of(filename) in IMAGE_EXTENSIONS and content in IMAGE_CONTENT_TYPES
 
 
-def problem_with(item: InputFile, max_bytes: int) -> str | None:
-    """Why Magic Hour can't take this file, in words for the member; None when it can."""
-    label = f"The {item.role} `{item.filename}`"
+def problem_with(item: InputFile, max_bytes: int) -> Message | None:
+    """Why Magic Hour can't take this file, to be said to the member; None when it can."""
+    label = (
+        N_("The background {name}", name=code(item.filename))
+        if item.role == "background"
+        else N_("The image {name}", name=code(item.filename))
+    )
     extension = extension_of(item.filename)
     url_extension = extension_of(urlsplit(item.url).path)
     content_type = (item.content_type or "").split(";")[0].strip().lower()
@@ -86,23 +92,49 @@ def problem_with(item: InputFile, max_bytes: int) -> str | None:
     if item.source is not Source.ATTACHMENT:
         # Magic Hour reads the type from the link's path; the rest of the link was judged where it came from.
         if url_extension not in IMAGE_EXTENSIONS:
-            return f"{label} has a link without an image extension ({accepted}), which Magic Hour cannot read."
+            return N_(
+                "{label} has a link without an image extension ({accepted}), which Magic Hour cannot read.",
+                label=label,
+                accepted=accepted,
+            )
         return None
     if extension not in IMAGE_EXTENSIONS:
-        shown = f".{extension}" if extension else "no extension"
-        return f"{label} has {shown}; Magic Hour accepts {accepted}."
+        if not extension:
+            return N_("{label} has no extension; Magic Hour accepts {accepted}.", label=label, accepted=accepted)
+        return N_(
+            "{label} has .{extension}; Magic Hour accepts {accepted}.",
+            label=label,
+            extension=extension,
+            accepted=accepted,
+        )
     if url_extension not in IMAGE_EXTENSIONS:
-        return (
-            f"{label} has a link without an image extension, which Magic Hour cannot read. "
-            "Re-upload it as .png or .jpg."
+        return N_(
+            "{label} has a link without an image extension, which Magic Hour cannot read. Re-upload it as .png or "
+            ".jpg.",
+            label=label,
         )
     if content_type not in IMAGE_CONTENT_TYPES:
-        shown = content_type or "an unknown type"
-        return f"{label} is {shown}, not an image Magic Hour accepts ({accepted})."
+        if not content_type:
+            return N_(
+                "{label} has an unknown type, not an image Magic Hour accepts ({accepted}).",
+                label=label,
+                accepted=accepted,
+            )
+        return N_(
+            "{label} is {content_type}, not an image Magic Hour accepts ({accepted}).",
+            label=label,
+            content_type=content_type,
+            accepted=accepted,
+        )
     if item.size is None or item.size <= 0:
-        return f"{label} is empty."
+        return N_("{label} is empty.", label=label)
     if item.size > max_bytes:
-        return f"{label} is {human_size(item.size)}; the limit is {human_size(max_bytes)}. Send a smaller image."
+        return N_(
+            "{label} is {size}; the limit is {limit}. Send a smaller image.",
+            label=label,
+            size=human_size(item.size),
+            limit=human_size(max_bytes),
+        )
     return None
 
 

@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from bot.i18n import N_, Message
 from bot.inputs import IMAGE_EXTENSIONS, InputFile, Source, extension_of, is_image
 from bot.magic_hour.client import UPLOAD_EXTENSIONS
 
@@ -193,59 +194,68 @@ def refreshed_links(answer: Any) -> dict[str, str]:
     return out
 
 
-def check_link(url: str) -> str | None:
-    """Why this cannot be a public https link to an image Magic Hour can read, in words for the member;
+def check_link(url: str) -> Message | None:
+    """Why this cannot be a public https link to an image Magic Hour can read, to be said to the member;
     None when it can. Judged from the text alone: nothing is resolved or fetched."""
     if len(url) > MAX_LINK_LENGTH:
-        return f"The link is {len(url)} characters long; the most is {MAX_LINK_LENGTH}."
+        return N_("The link is {length} characters long; the most is {most}.", length=len(url), most=MAX_LINK_LENGTH)
     if _FORBIDDEN_CHARACTERS.search(url):
-        return "The link has spaces, control characters or a backslash in it; copy the image's address again."
+        return N_("The link has spaces, control characters or a backslash in it; copy the image's address again.")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return "That isn't a valid link."
+        return N_("That isn't a valid link.")
     if parts.scheme.lower() != "https":
-        return "The link must start with `https://` (Magic Hour only fetches secure links)."
+        return N_("The link must start with `https://` (Magic Hour only fetches secure links).")
     if "@" in parts.netloc:
-        return "The link has a user name or password in it; use the image's public link."
+        return N_("The link has a user name or password in it; use the image's public link.")
     if port == 0:
-        return "That isn't a valid link."
+        return N_("That isn't a valid link.")
     if problem := _host_problem(parts.hostname or ""):
         return problem
     extension = extension_of(parts.path)  # as written: Magic Hour reads the type from the link's own text
     if extension not in IMAGE_EXTENSIONS:
         accepted = ", ".join(sorted(IMAGE_EXTENSIONS))
-        shown = f"ends in .{extension}" if extension else "doesn't end in a file extension"
-        return (
-            f"The link's path {shown}; Magic Hour needs a link to an image file ({accepted}). "
-            "Use the image's direct link (right-click the image → Copy image address)."
+        if extension:
+            return N_(
+                "The link's path ends in .{extension}; Magic Hour needs a link to an image file ({accepted}). Use "
+                "the image's direct link (right-click the image → Copy image address).",
+                extension=extension,
+                accepted=accepted,
+            )
+        return N_(
+            "The link's path doesn't end in a file extension; Magic Hour needs a link to an image file ({accepted}). "
+            "Use the image's direct link (right-click the image → Copy image address).",
+            accepted=accepted,
         )
     return None
 
 
-def _host_problem(host: str) -> str | None:
+def _host_problem(host: str) -> Message | None:
+    ip_address = N_("The link points at an IP address; use a link with a server name.")
+    invalid = N_("The link's server name isn't valid.")
     if not host:
-        return "The link has no server name."
+        return N_("The link has no server name.")
     if ":" in host:
-        return "The link points at an IP address; use a link with a server name."
+        return ip_address
     try:
         ascii_host = host.encode("idna").decode("ascii").lower()  # also maps full-width digits and dots
     except UnicodeError:
-        return "The link's server name isn't valid."
+        return invalid
     labels = ascii_host.removesuffix(".").split(".")
     if _ENDS_IN_NUMBER.fullmatch(labels[-1]) or _is_ip(ascii_host):
-        return "The link points at an IP address; use a link with a server name."
+        return ip_address
     if not all(_LABEL.fullmatch(label) for label in labels):
-        return "The link's server name isn't valid."
+        return invalid
     if labels[-1] == "localhost":
-        return "The link points at this computer (`localhost`); use a public link."
+        return N_("The link points at this computer (`localhost`); use a public link.")
     if len(labels) == 1:
-        return f"The link's server `{labels[0]}` has no domain (like `.com`); use a public link."
+        return N_("The link's server `{host}` has no domain (like `.com`); use a public link.", host=labels[0])
     if labels[-1] in SPECIAL_USE_NAMES:
-        return f"`.{labels[-1]}` names only work inside a private network; use a public link."
+        return N_("`.{suffix}` names only work inside a private network; use a public link.", suffix=labels[-1])
     if not _TOP_LABEL.fullmatch(labels[-1]):
-        return "The link's server name isn't valid."
+        return invalid
     return None
 
 

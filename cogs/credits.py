@@ -18,6 +18,7 @@ from bot import replies
 from bot.adapter.checks import require_guild
 from bot.adapter.roles import carried_role_ids, existing_role_ids
 from bot.adapter.views import ConfirmView
+from bot.i18n import Words, words_for
 from bot.ledger import CeilingExceeded, JobRecord, Period, RoleLimit, Usage, export_csv
 from bot.server_chart import server_chart_data
 from bot.usage_chart import legend_entries, render_chart
@@ -74,9 +75,9 @@ class AlertChannel(app_commands.Transformer):
         return value
 
 
-def history_line(record: JobRecord) -> str:
+def history_line(w: Words, record: JobRecord) -> str:
     credits = record.credits_charged if record.credits_charged is not None else record.credits_reserved
-    return f"{replies.timestamp(record.created_at, 'f')} <@{record.user_id}> · {record.status} · {credits} credits"
+    return replies.history_line(w, record.created_at, record.user_id, record.status, credits)
 
 
 @app_commands.guild_only()
@@ -92,25 +93,26 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
     @app_commands.command(name="usage", description="How many credits this server and you have used")
     async def usage(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
+        w = words_for(interaction.locale)
         guild_id = self._guild(interaction)
         roles = carried_role_ids(interaction.user)
         usage = await self.bot.ledger.usage(guild_id, user_id=interaction.user.id, roles=roles)
         held = await self.bot.ledger.held(guild_id)
-        lines = [replies.usage_line(usage)]
+        lines = [replies.usage_line(w, usage)]
         running = usage.reserved - usage.held
         if running > 0:
-            lines.append(f"{running} of those are reserved for jobs still running.")
+            lines.append(replies.reserved_for_running(w, running))
         if held.count:
-            lines.append(replies.held_line(held))
-        lines.append(replies.own_usage_line(usage))
+            lines.append(replies.held_line(w, held))
+        lines.append(replies.own_usage_line(w, usage))
         if role_limits := await self._live_role_limits(interaction, guild_id):
-            lines.append(replies.role_limits_line(role_limits, usage.period))
+            lines.append(replies.role_limits_line(w, role_limits, usage.period))
         chart: discord.File | None = None
         if interaction.permissions.manage_guild:
             top = await self.bot.ledger.top_members(guild_id, limit=5)
             if top:
-                lines.append("**Top members:** " + ", ".join(f"<@{user}> {credits}" for user, credits in top))
-            caption, chart = await self._chart(guild_id, usage)
+                lines.append(replies.top_members(w, top))
+            caption, chart = await self._chart(w, guild_id, usage)
             lines.append(caption)
         await answer(interaction, "\n".join(lines), file=chart)
 
@@ -124,18 +126,18 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
             return stored  # Discord could not say: list them all rather than none
         return [limit for limit in stored if limit.role_id in existing]
 
-    async def _chart(self, guild_id: int, usage: Usage) -> tuple[str, discord.File | None]:
+    async def _chart(self, w: Words, guild_id: int, usage: Usage) -> tuple[str, discord.File | None]:
         """The chart's caption and its PNG, drawn in a worker thread; no spend, no chart (the caption says so)."""
         ledger = self.bot.ledger
         data = await server_chart_data(ledger, guild_id, period=usage.period, limit=usage.limit, now=ledger.now())
         if data is None:
-            return replies.no_chart(usage.period), None
+            return replies.no_chart(w, usage.period), None
         try:
             png = await render_chart(data)
         except Exception:
             log.exception("usage chart failed guild=%s", guild_id)
-            return replies.chart_failed(), None
-        caption = replies.chart_caption(legend_entries(data), period=usage.period, limit=data.limit)
+            return replies.chart_failed(w), None
+        caption = replies.chart_caption(w, legend_entries(data), period=usage.period, limit=data.limit)
         return caption, discord.File(io.BytesIO(png), filename=CHART_FILENAME)
 
     @app_commands.command(name="set-limit", description="Set how many credits this server may use per period")
@@ -149,19 +151,17 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         period: str = Period.MONTH.value,
     ) -> None:
         await defer(interaction)  # an owner lookup and two writes can outlast Discord's 3 s
+        w = words_for(interaction.locale)
         guild_id = self._guild(interaction)
         owner = await self.bot.is_owner(interaction.user)
         try:
             await self.bot.ledger.set_limit(guild_id, credits, period, bypass_ceiling=owner)
         except CeilingExceeded as error:
-            await answer(interaction, replies.ceiling_exceeded(error.requested, error.ceiling))
-            return
-        except ValueError as error:
-            await answer(interaction, f"❌ {error}")
+            await answer(interaction, replies.ceiling_exceeded(w, error.requested, error.ceiling))
             return
         usage = await self.bot.ledger.usage(guild_id)
         log.info("limit set guild=%s user=%s credits=%s period=%s", guild_id, interaction.user.id, credits, period)
-        await answer(interaction, f"✅ Limit set. {replies.usage_line(usage)}")
+        await answer(interaction, replies.limit_set(w, usage))
 
     @app_commands.command(name="set-member-limit", description="Set how many credits each member may use per period")
     @app_commands.describe(credits="Credits per member per period; 0 or empty removes the member limit")
@@ -173,10 +173,7 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         guild_id = self._guild(interaction)
         value = credits or None
         await self.bot.ledger.set_member_limit(guild_id, value)
-        text = (
-            "✅ Member limit removed." if value is None else f"✅ Each member may now use {value} credits per period."
-        )
-        await answer(interaction, text)
+        await answer(interaction, replies.member_limit_set(words_for(interaction.locale), value))
 
     @app_commands.command(name="set-role-limit", description="Set how many credits each member with a role may use")
     @app_commands.describe(
@@ -188,17 +185,18 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         self, interaction: discord.Interaction, role: discord.Role, credits: app_commands.Range[int, 0, 100_000_000]
     ) -> None:
         await defer(interaction)
+        w = words_for(interaction.locale)
         guild_id = self._guild(interaction)
         if role.id == guild_id:  # @everyone's id is the server's; members never carry it in their role list
-            await answer(interaction, replies.everyone_role_refused())
+            await answer(interaction, replies.everyone_role_refused(w))
             return
         await self.bot.ledger.set_role_limit(guild_id, role.id, credits)
         log.info("role limit set guild=%s user=%s role=%s credits=%s", guild_id, interaction.user.id, role.id, credits)
         if credits == 0:
-            await answer(interaction, replies.role_limit_removed(role.id))
+            await answer(interaction, replies.role_limit_removed(w, role.id))
             return
         settings = await self.bot.ledger.get_settings(guild_id)
-        await answer(interaction, replies.role_limit_set(role.id, credits, settings.period))
+        await answer(interaction, replies.role_limit_set(w, role.id, credits, settings.period))
 
     @app_commands.command(name="history", description="The latest background removals in this server")
     @app_commands.describe(member="Only this member's jobs")
@@ -207,12 +205,13 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         await defer(interaction)
         guild_id = self._guild(interaction)
         records = await self.bot.ledger.history(guild_id, user_id=member.id if member else None, limit=20)
+        w = words_for(interaction.locale)
         if not records:
-            await answer(interaction, "No jobs yet.")
+            await answer(interaction, replies.no_jobs_yet(w))
             return
         lines: list[str] = []
         for record in records:
-            line = history_line(record)
+            line = history_line(w, record)
             if sum(len(x) + 1 for x in lines) + len(line) > 1900:
                 break
             lines.append(line)
@@ -227,7 +226,7 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         usage = await self.bot.ledger.usage(guild_id)
         name = f"credits-{guild_id}-{usage.period_start:%Y-%m-%d}.csv"
         data, left_out = export_csv(records, max_bytes=interaction.filesize_limit - EXPORT_MARGIN)
-        text = replies.export_summary(len(records), left_out)
+        text = replies.export_summary(words_for(interaction.locale), len(records), left_out)
         await answer(interaction, text, file=discord.File(io.BytesIO(data), filename=name))
 
     @app_commands.command(
@@ -243,8 +242,7 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         await defer(interaction)
         guild_id = self._guild(interaction)
         await self.bot.ledger.set_alert_channel(guild_id, channel.id if channel else None)
-        text = f"✅ Alerts will be posted in {channel.mention}." if channel else "✅ Alerts turned off."
-        await answer(interaction, text)
+        await answer(interaction, replies.alerts_set(words_for(interaction.locale), channel.id if channel else None))
 
     @app_commands.command(
         name="release-held", description="Release the credits of jobs Magic Hour never confirmed (outcome unknown)"
@@ -252,10 +250,11 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
     @admin_only
     async def release_held(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
+        w = words_for(interaction.locale)
         guild_id = self._guild(interaction)
         held = await self.bot.ledger.held(guild_id)
         if not held.count:
-            await answer(interaction, "Nothing is held: every job's outcome is known.")
+            await answer(interaction, replies.nothing_held(w))
             return
         by = f"user {interaction.user.id} (/credits release-held)"
 
@@ -263,10 +262,10 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
             # Only held jobs move: a create still in flight is "sending", never released from under it.
             released = await self.bot.ledger.release_held(guild_id, by=by)
             log.info("held jobs released guild=%s user=%s jobs=%s", guild_id, interaction.user.id, released.count)
-            return replies.released_held(released.count, released.credits)
+            return replies.released_held(w, released.count, released.credits)
 
-        view = ConfirmView(interaction.user.id, release, timeout=120)
-        await answer(interaction, replies.release_held_question(held), view=view)
+        view = ConfirmView(interaction.user.id, release, timeout=120, words=w)
+        await answer(interaction, replies.release_held_question(w, held), view=view)
 
     @staticmethod
     def _guild(interaction: discord.Interaction) -> int:

@@ -23,6 +23,7 @@ from bot import replies
 from bot.adapter.events import InteractionEvents
 from bot.adapter.installs import open_to_members, payer_of
 from bot.adapter.roles import carried_role_ids
+from bot.i18n import words_for
 from bot.imaging import BadColor, BadFormat, ResultOptions
 from bot.inputs import InputFile, Source, problem_with
 from bot.jobs import ImageInput, ImageJob, InputRefresher, MemberBusy, Request, ShuttingDown, job_name
@@ -169,15 +170,16 @@ class RemoveBackground(commands.Cog):
         result_format: Literal["png", "webp"] | None = None,
         private: bool = False,
     ) -> None:
+        w = words_for(interaction.locale)
         if (image is None) == (url is None):
-            refusal = replies.image_or_link_needed() if image is None else replies.image_and_link_both()
+            refusal = replies.image_or_link_needed(w) if image is None else replies.image_and_link_both(w)
             await interaction.response.send_message(refusal, ephemeral=True)
             return
         options = await self._options(interaction, color, trim, result_format, background is not None)
         if options is None:
             return
         if url is not None and (problem := check_link(url)):
-            await interaction.response.send_message(replies.input_refused(problem), ephemeral=True)
+            await interaction.response.send_message(replies.input_refused(w, problem), ephemeral=True)
             return
         # None stands for the member's link: the bot never downloads it, so it has no copy to upload.
         uploads = [image, *(a for a in (image2, image3, image4) if a is not None)]
@@ -192,16 +194,17 @@ class RemoveBackground(commands.Cog):
     ) -> ResultOptions | None:
         """The request's result options, or None after refusing them (ephemerally, before anything is reserved)."""
         refusal: str | None = None
+        w = words_for(interaction.locale)
         try:
             options = ResultOptions.parse(color, trim, fmt)
         except (BadColor, BadFormat) as error:
-            refusal = replies.option_refused(str(error))
+            refusal = replies.option_refused(w, error.message)
         else:
             # A background image fills the whole result: nothing shows a colour, nothing is left to trim.
             if with_background and options.color is not None:
-                refusal = replies.option_with_background("color")
+                refusal = replies.option_with_background(w, "color")
             elif with_background and options.trim:
-                refusal = replies.option_with_background("trim")
+                refusal = replies.option_with_background(w, "trim")
         if refusal is not None:
             await interaction.response.send_message(refusal, ephemeral=True)
             return None
@@ -210,7 +213,8 @@ class RemoveBackground(commands.Cog):
     async def remove_background_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         found = offered_images(message)
         if not found.images:
-            await interaction.response.send_message(replies.no_image_in_message(found.skipped), ephemeral=True)
+            w = words_for(interaction.locale)
+            await interaction.response.send_message(replies.no_image_in_message(w, found.skipped), ephemeral=True)
             return
         inputs = list(found.images)
         refresh = FreshAttachmentLinks(self.bot.http, inputs)
@@ -222,7 +226,8 @@ class RemoveBackground(commands.Cog):
     ) -> None:
         url = avatar_url(member)
         if url is None:
-            await interaction.response.send_message(replies.default_avatar(member.display_name), ephemeral=True)
+            w = words_for(interaction.locale)
+            await interaction.response.send_message(replies.default_avatar(w, member.display_name), ephemeral=True)
             return
         await self._start(interaction, [avatar_image(member.display_name, url)], None, None, no_refresh, private=False)
 
@@ -249,7 +254,8 @@ class RemoveBackground(commands.Cog):
         if interaction.response.type is not discord.InteractionResponseType.deferred_channel_message:
             return
         try:
-            await interaction.followup.send(replies.skipped_sources(found.skipped, found.left_out), ephemeral=True)
+            w = words_for(interaction.locale)
+            await interaction.followup.send(replies.skipped_sources(w, found.skipped, found.left_out), ephemeral=True)
         except discord.HTTPException as error:
             log.info("could not say what the request left out interaction=%s: %s", interaction.id, error)
 
@@ -266,22 +272,23 @@ class RemoveBackground(commands.Cog):
     ) -> None:
         """The menus pass no options: they deliver the default (a transparent PNG, untrimmed)."""
         bot = self.bot
+        w = words_for(interaction.locale)
         payer = payer_of(interaction, bot.settings)
         if payer is None:
             await interaction.response.send_message(
-                replies.not_installed_here(interaction.guild_id is not None), ephemeral=True
+                replies.not_installed_here(w, interaction.guild_id is not None), ephemeral=True
             )
             return
         for item in [*inputs, *([background] if background else [])]:
             if problem := problem_with(item, bot.settings.max_input_bytes):
-                await interaction.response.send_message(f"❌ {problem} Nothing was charged.", ephemeral=True)
+                await interaction.response.send_message(replies.input_refused(w, problem), ephemeral=True)
                 return
         guild_id = interaction.guild_id
         runner = bot.runner
         active = runner.member_active(interaction.user.id)
         if not runner.accepting or active >= runner.max_per_member:
             error = ShuttingDown() if not runner.accepting else MemberBusy(active, runner.max_per_member)
-            await interaction.response.send_message(replies.failure(error), ephemeral=True)
+            await interaction.response.send_message(replies.failure(w, error), ephemeral=True)
             return
         await interaction.response.defer(thinking=True, ephemeral=private)
         origin = Origin(
@@ -292,6 +299,8 @@ class RemoveBackground(commands.Cog):
             created_at=interaction.created_at,
             application_id=interaction.application_id,
             token=interaction.token,
+            locale=interaction.locale.value,
+            guild_locale=interaction.guild_locale.value if interaction.guild_locale else None,
         )
         label = (
             name or f"Discord {interaction.guild.name if interaction.guild and interaction.guild.name else guild_id}"

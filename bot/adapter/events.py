@@ -13,10 +13,12 @@ from bot import replies
 from bot.adapter.progress import ThrottledEditor
 from bot.adapter.reply import Reply
 from bot.adapter.views import CancelView, result_buttons
+from bot.i18n import Words
 from bot.inputs import output_filename
 from bot.jobs import JobEvents, JobResult, JobRunner, Request, RequestEvents, RequestResult
 from bot.ledger import RequestRecord
 from bot.magic_hour import ProjectStatus
+from bot.markdown import code
 
 
 class _Progress:
@@ -28,7 +30,7 @@ class _Progress:
         self.ended: dict[int, bool] = {}
         self.slow = False
 
-    def line(self) -> str:
+    def line(self, w: Words) -> str:
         done = sum(1 for ok in self.ended.values() if ok)
         failed = len(self.ended) - done
         rendering = sum(
@@ -36,7 +38,7 @@ class _Progress:
             for image, status in self.statuses.items()
             if image not in self.ended and status is ProjectStatus.RENDERING
         )
-        return replies.batch_progress(self.total, done, failed, rendering, self.slow)
+        return replies.batch_progress(w, self.total, done, failed, rendering, self.slow)
 
 
 async def _deliver(reply: Reply, result: RequestResult, total: int) -> frozenset[int]:
@@ -58,7 +60,8 @@ class LateImageEvents(JobEvents):
         return await self.reply.deliver_extra(result, self.filename)
 
     async def failed(self, error: BaseException) -> None:
-        await self.reply.send_extra(f"{replies.code(output_filename(self.filename))}: {replies.image_failure(error)}")
+        w = self.reply.words
+        await self.reply.send_extra(f"{code(output_filename(self.filename))}: {replies.image_failure(w, error)}")
 
 
 class InteractionEvents(RequestEvents):
@@ -92,8 +95,9 @@ class InteractionEvents(RequestEvents):
                 lambda: self.runner.cancel(interaction_id),
                 self.interaction.user.id,
                 timeout=self.reply.token_seconds_left(),
+                words=self.reply.words,
             )
-        await self.editor.update(replies.queued(position), view=self.view)
+        await self.editor.update(replies.queued(self.reply.words, position), view=self.view)
 
     async def started(self) -> None:
         if self.view is not None:
@@ -104,7 +108,8 @@ class InteractionEvents(RequestEvents):
             await self.editor.update(self._line(None))
 
     def _line(self, status: ProjectStatus | None) -> str:
-        return replies.progress(status) if self.single else self.progress.line()
+        w = self.reply.words
+        return replies.progress(w, status) if self.single else self.progress.line(w)
 
     async def status(self, image: int, status: ProjectStatus) -> None:
         self.progress.statuses[image] = status
@@ -112,16 +117,17 @@ class InteractionEvents(RequestEvents):
 
     async def slow(self, image: int) -> None:
         self.progress.slow = True
-        await self.editor.update(replies.slow() if self.single else self.progress.line())
+        w = self.reply.words
+        await self.editor.update(replies.slow(w) if self.single else self.progress.line(w))
 
     async def image_ended(self, image: int, ok: bool) -> None:
         self.progress.ended[image] = ok
         if not self.single:
-            await self.editor.update(self.progress.line())
+            await self.editor.update(self.progress.line(self.reply.words))
 
     async def interrupted(self, resumable: bool) -> None:
         await self.editor.settle()
-        await self.reply.send_final(replies.interrupted(resumable))
+        await self.reply.send_final(replies.interrupted(self.reply.words, resumable))
 
     async def deliver(self, result: RequestResult) -> frozenset[int]:
         await self.editor.settle()

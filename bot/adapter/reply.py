@@ -16,9 +16,11 @@ import discord
 
 from bot import replies
 from bot.adapter.packing import pack_files
+from bot.i18n import Words, words_for
 from bot.inputs import output_filename
 from bot.jobs import JobResult, RequestResult, classify
 from bot.ledger import RequestRecord
+from bot.markdown import code
 
 log = logging.getLogger("bot.adapter.reply")
 
@@ -30,7 +32,7 @@ FileMaker = Callable[
     [], "discord.File | list[discord.File]"
 ]  # called once per attempt: a file is read once  # said only to the member, never in the channel
 RESULT_IN_REPLY = "result_in_reply"  # Interaction.extras key: the reply carries a delivered result
-ResultsView = Callable[[], discord.ui.View]  # the buttons for a message that carries result files
+ResultsView = Callable[[Words], discord.ui.View]  # the buttons for a message that carries result files
 
 
 class Reply:
@@ -48,6 +50,7 @@ class Reply:
         filesize_limit: int = DEFAULT_UPLOAD_LIMIT,
         private: bool,
         channel_posts: bool,
+        words: Words,
         view_for_results: ResultsView | None = None,
     ) -> None:
         self.bot = bot
@@ -60,6 +63,7 @@ class Reply:
         self.interaction = interaction
         self.filesize_limit = filesize_limit
         self.private = private  # the member asked for an ephemeral exchange: never post in the channel
+        self.words = words  # the member's language
         # Where the bot is not installed (a member's own install) it can only answer through the interaction.
         self.channel_posts = channel_posts and not private
         self.followups_left = None if channel_posts else USER_INSTALL_FOLLOWUPS
@@ -84,6 +88,7 @@ class Reply:
             token=origin.token,
             private=request.private,
             channel_posts=request.channel_posts,
+            words=words_for(origin.locale),
             view_for_results=view_for_results,
         )
 
@@ -109,6 +114,7 @@ class Reply:
             filesize_limit=interaction.filesize_limit,
             private=private,
             channel_posts=channel_posts,
+            words=words_for(interaction.locale),
             view_for_results=view_for_results,
         )
 
@@ -176,11 +182,11 @@ class Reply:
                 downloaded.file.seek(0)
             return discord.File(source, filename=filename)
 
-        text = replies.success(result, attached=attach)
+        text = replies.success(self.words, result, attached=attach)
         if not attach:
             result.linked = True
             return await self.send_final(text)
-        link = replies.success(result, attached=False, reason="could not be attached here")
+        link = replies.success(self.words, result, attached=False, reason=replies.could_not_attach(self.words))
         arrived = await self.send_final(text, make_file, without_file=link)
         result.linked = self.sent_without_file
         return arrived
@@ -206,7 +212,8 @@ class Reply:
             for position in pack.links + [o.position for o in batch.delivered if o.result and o.result.file is None]
         ]
         first = pack.messages[0] if pack.messages else []
-        text = replies.batch_success(batch, links=links, following=len(pack.messages) - 1 if pack.messages else 0)
+        following = len(pack.messages) - 1 if pack.messages else 0
+        text = replies.batch_success(self.words, batch, links=links, following=following)
         arrived: set[int] = set()
         linked = {o.position for o in batch.delivered} - {p for message in pack.messages for p in message}
         _mark_linked(batch, linked)
@@ -219,7 +226,7 @@ class Reply:
             if self.sent_without_file:
                 _mark_linked(batch, first)
         for index, message in enumerate(pack.messages[1:], start=2):
-            heading = replies.batch_more(index, len(pack.messages))
+            heading = replies.batch_more(self.words, index, len(pack.messages))
             if await self._send_more(heading, self._files(batch, message)):
                 arrived |= set(message)
             elif await self._send_more(self._as_links(heading, batch, message)):
@@ -236,14 +243,15 @@ class Reply:
             downloaded is not None
             and downloaded.size <= limit
             and await self._send_more(
-                f"{replies.code(filename)}: {replies.success(result, attached=True)}", self._one_file(result, filename)
+                f"{code(filename)}: {replies.success(self.words, result, attached=True)}",
+                self._one_file(result, filename),
             )
         ):
             return True
-        reason = "could not be attached here" if downloaded is not None else None
-        text = replies.success(result, attached=False, reason=reason)
+        reason = replies.could_not_attach(self.words) if downloaded is not None else None
+        text = replies.success(self.words, result, attached=False, reason=reason)
         result.linked = True
-        return await self._send_more(f"{replies.code(filename)}: {text}")
+        return await self._send_more(f"{code(filename)}: {text}")
 
     async def send_extra(self, text: str) -> bool:
         return await self._send_more(text)
@@ -263,16 +271,20 @@ class Reply:
 
     def _link(self, result: JobResult | None, filename: str | None) -> str:
         assert result is not None
-        reason = "too large to upload here" if result.too_large or result.file is not None else "not attached"
-        return replies.link_line(output_filename(filename, result.extension), result, reason)
+        if result.too_large or result.file is not None:
+            reason = replies.too_large_here(self.words)
+        else:
+            reason = replies.not_attached(self.words)
+        return replies.link_line(self.words, output_filename(filename, result.extension), result, reason)
 
     def _as_links(self, text: str, batch: RequestResult, positions: list[int]) -> str:
         by_position = {outcome.position: outcome for outcome in batch.outcomes}
         lines = [text] + [
             replies.link_line(
+                self.words,
                 output_filename(by_position[p].filename, by_position[p].result.extension),  # type: ignore[union-attr]
                 by_position[p].result,  # type: ignore[arg-type]
-                "could not be attached here",
+                replies.could_not_attach(self.words),
             )
             for p in positions
         ]
@@ -324,7 +336,7 @@ class Reply:
 
     def _buttons(self, files: list[discord.File]) -> discord.ui.View | None:
         """The result buttons for a message carrying `files` (they act on its first image), where they belong."""
-        return self.view_for_results() if files and self.view_for_results is not None else None
+        return self.view_for_results(self.words) if files and self.view_for_results is not None else None
 
     def _view_kwarg(self, files: list[discord.File]) -> dict[str, discord.ui.View]:
         view = self._buttons(files)
@@ -337,7 +349,7 @@ class Reply:
 
     async def report_failure(self, error: BaseException) -> None:
         failed = classify(error)
-        text = replies.failure_text(failed)
+        text = replies.failure_text(self.words, failed)
         if failed.is_refusal and self.interaction is not None:
             # The "thinking…" reply is public; a refusal is for the member only.
             try:
@@ -387,7 +399,7 @@ class Reply:
     async def _send_dm(self, content: str, file: FileMaker | None) -> bool:
         try:
             dm = await self.bot.create_dm(discord.Object(self.user_id))
-            text = f"{replies.dm_preface(self.channel_id)}\n{content}"
+            text = f"{replies.dm_preface(self.words, self.channel_id)}\n{content}"
             if file is not None:
                 await dm.send(text, files=_listed(file()))
             else:

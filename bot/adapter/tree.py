@@ -10,6 +10,7 @@ from discord import app_commands
 
 from bot import replies
 from bot.adapter.reply import RESULT_IN_REPLY
+from bot.i18n import words_for
 
 log = logging.getLogger("bot")
 
@@ -28,23 +29,23 @@ class BotTree(app_commands.CommandTree):
             return True
         log.info("refused a command in a server that is not allowed guild=%s", interaction.guild_id)
         try:
-            await interaction.response.send_message(replies.not_enabled_here(), ephemeral=True)
+            await interaction.response.send_message(
+                replies.not_enabled_here(words_for(interaction.locale)), ephemeral=True
+            )
         except discord.HTTPException:
             log.warning("could not answer interaction=%s", interaction.id)
         return False
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        w = words_for(interaction.locale)
         if isinstance(error, app_commands.MissingPermissions):
-            needed = ", ".join(
-                p.replace("_", " ").replace("guild", "server").title() for p in error.missing_permissions
-            )
-            text = f"🔒 You need the **{needed}** permission to use this command."
+            text = replies.missing_permission(w, error.missing_permissions)
         elif isinstance(error, app_commands.NoPrivateMessage):
-            text = "This command only works in a server."
+            text = replies.only_in_servers(w)
         elif isinstance(error, app_commands.CheckFailure):
-            text = "🔒 You can't use this command here."
+            text = replies.not_here(w)
         elif isinstance(error, app_commands.TransformerError):
-            text = f"❌ {error}"
+            text = replies.bad_option(w, str(error))
         else:
             reference = secrets.token_hex(4).upper()
             command = interaction.command.qualified_name if interaction.command else "?"
@@ -57,7 +58,7 @@ class BotTree(app_commands.CommandTree):
                 interaction.id,
                 exc_info=error.original if isinstance(error, app_commands.CommandInvokeError) else error,
             )
-            text = f"😵 Sorry, something went wrong on our side. Error reference: `{reference}`."
+            text = replies.went_wrong(w, reference)
         try:
             if not interaction.response.is_done():
                 await interaction.response.send_message(text, ephemeral=True)

@@ -11,6 +11,8 @@ import re
 
 from PIL import ImageColor
 
+from bot.i18n import N_, Message
+
 RGB = tuple[int, int, int]
 
 _HEX = re.compile(r"#(?:[0-9a-f]{3}|[0-9a-f]{6})", re.IGNORECASE)
@@ -20,11 +22,12 @@ _SHOWN_MAX = 32  # how much of the member's text is echoed back
 
 
 class BadColor(ValueError):
-    """The member's colour text was refused; `str(error)` is the sentence to show them."""
+    """The member's colour text was refused; `message` is what to tell them (in their language, when said)."""
 
-    def __init__(self, text: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, text: str, message: Message) -> None:
+        super().__init__(message.id.format(**message.values))
         self.text = text
+        self.message = message
 
 
 def _shown(text: str) -> str:
@@ -36,21 +39,28 @@ def _shown(text: str) -> str:
 def parse_color(text: str) -> RGB:
     """`#RRGGBB`, `#RGB` or a CSS colour name (any case, spaces or hyphens ignored) → (r, g, b)."""
     cleaned = text.strip()
-    hint = "use #RRGGBB, #RGB or a colour name like white"
     if not cleaned:
-        raise BadColor(text, f"No colour given: {hint}.")
+        raise BadColor(text, N_("No colour given: use #RRGGBB, #RGB or a colour name like white."))
     if _HEX.fullmatch(cleaned):
         return _rgb(cleaned)
     if _HEX_WITH_ALPHA.fullmatch(cleaned):
         raise BadColor(
-            text, f"`{_shown(text)}` has transparency; the background is solid, so {hint} (e.g. #{cleaned[1:4]})."
+            text,
+            N_(
+                "`{text}` has transparency; the background is solid, so use #RRGGBB, #RGB or a colour name like "
+                "white (e.g. #{example}).",
+                text=_shown(text),
+                example=cleaned[1:4],
+            ),
         )
     name = re.sub(r"[\s_-]+", "", cleaned).lower()
     if name in ImageColor.colormap:
         return _rgb(name)
     if _BARE_HEX.fullmatch(cleaned):
-        raise BadColor(text, f"`{_shown(text)}` is not a colour: did you mean #{cleaned}?")
-    raise BadColor(text, f"`{_shown(text)}` is not a colour: {hint}.")
+        raise BadColor(text, N_("`{text}` is not a colour: did you mean #{hex}?", text=_shown(text), hex=cleaned))
+    raise BadColor(
+        text, N_("`{text}` is not a colour: use #RRGGBB, #RGB or a colour name like white.", text=_shown(text))
+    )
 
 
 def _rgb(spec: str) -> RGB:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from bot.i18n import N_, Message
+
 from .colors import RGB, color_hex, parse_color
 
 Format = Literal["png", "webp"]
@@ -12,7 +14,11 @@ FORMATS: tuple[Format, ...] = get_args(Format)
 
 
 class BadFormat(ValueError):
-    """A format other than the ones offered; `str(error)` is the sentence to show the member."""
+    """A format other than the ones offered; `message` is what to tell the member (in their language, when said)."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message.id.format(**message.values))
+        self.message = message
 
 
 def parse_format(text: str) -> Format:
@@ -21,7 +27,9 @@ def parse_format(text: str) -> Format:
         if cleaned == fmt:
             return fmt
     choices = " or ".join(FORMATS)
-    raise BadFormat(f"`{text.strip()[:16]}` is not a format I can send: choose {choices}.")
+    raise BadFormat(
+        N_("`{text}` is not a format I can send: choose {choices}.", text=text.strip()[:16], choices=choices)
+    )
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,9 @@ class ResultOptions:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise BadFormat(f"unknown format {self.format!r}")
+            raise BadFormat(
+                N_("`{text}` is not a format I can send: choose {choices}.", text=self.format, choices="png or webp")
+            )
         if self.color is not None and (len(self.color) != 3 or not all(0 <= c <= 255 for c in self.color)):
             raise ValueError(f"color must be three values 0–255, not {self.color!r}")
 

@@ -54,6 +54,7 @@ class Limits(LedgerCore):
             updated_at=row.updated_at,
             granted_ceiling=granted,
             max_credit_limit=granted if granted is not None else defaults.max_credit_limit,
+            locale=row.locale,
         )
 
     async def get_settings(self, guild_id: int) -> GuildSettings:

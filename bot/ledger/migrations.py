@@ -393,6 +393,13 @@ def _v9_role_limits(conn: Connection) -> None:
     ).create(conn)
 
 
+def _v10_locales(conn: Connection) -> None:
+    """The member's language with each request (a later delivery speaks it) and each server's language (its
+    alerts do)."""
+    _add_column(conn, "requests", "locale", String(16))
+    _add_column(conn, "guild_settings", "locale", String(16))
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _v1_initial),
     (2, _v2_delivery_members_alerts),
@@ -403,6 +410,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (7, _v7_user_installs),
     (8, _v8_results),
     (9, _v9_role_limits),
+    (10, _v10_locales),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

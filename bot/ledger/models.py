@@ -35,6 +35,8 @@ class Origin:
     created_at: datetime
     application_id: int | None = None
     token: str | None = field(default=None, repr=False)
+    locale: str | None = None  # the member's Discord locale: what language answers are in
+    guild_locale: str | None = None  # the server's community language (its alerts speak it)
 
     def log_context(self) -> str:
         return f"guild={self.guild_id} user={self.user_id} interaction={self.interaction_id}"
@@ -143,6 +145,7 @@ class GuildSettings:
     updated_at: datetime | None = None
     granted_ceiling: int | None = None  # the owner raised this server's ceiling (`python -m bot grant`)
     max_credit_limit: int | None = None  # the ceiling admins may set here: the grant if any, else the global one
+    locale: str | None = None  # the server's community language, as Discord last told it
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ def request_record(row: Row[Any]) -> RequestRecord:
         created_at=data["created_at"],
         application_id=data["application_id"],
         token=data["interaction_token"],
+        locale=data["locale"],
     )
     return RequestRecord(
         id=data["id"],

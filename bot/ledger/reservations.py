@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -105,6 +105,12 @@ class Reservations(Limits):
             if existing is not None:
                 return existing
             if paying_guild is not None:
+                if origin.guild_locale and origin.guild_locale != settings.locale:
+                    await conn.execute(  # the server's language, for its alerts: kept as Discord last said it
+                        update(guild_settings)
+                        .where(guild_settings.c.guild_id == paying_guild)
+                        .values(locale=origin.guild_locale)
+                    )
                 await self._check_guild_fits(conn, settings, origin.user_id, roles, moment, total_cost, count)
             else:
                 await self._check_user_fits(conn, origin.user_id, moment, total_cost, count)
@@ -126,6 +132,7 @@ class Reservations(Limits):
                         payer=payer.value,
                         channel_posts=channel_posts,
                         options=options,
+                        locale=origin.locale,
                     )
                     .returning(*requests.c)
                 )

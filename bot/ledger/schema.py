@@ -112,6 +112,7 @@ requests = Table(
     Column("payer", String(8), nullable=False, server_default="guild"),  # since v7
     Column("channel_posts", Boolean, nullable=False, server_default="1"),  # may the bot post there (since v7)
     Column("options", Text),  # what to do to the results (JSON, the jobs layer's business), since v8
+    Column("locale", String(16)),  # the member's Discord locale, for answers that come later (since v10)
 )
 
 guild_settings = Table(
@@ -125,6 +126,7 @@ guild_settings = Table(
     Column("alert_channel_id", BigInteger),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("granted_ceiling", Integer),
+    Column("locale", String(16)),  # the server's community language, for its alerts (since v10)
 )
 
 role_limits = Table(

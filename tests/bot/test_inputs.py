@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.i18n import ENGLISH
 from bot.inputs import InputFile, output_filename, problem_with
 
 CDN = "https://cdn.discordapp.com/attachments/1/2/{name}?ex=67&is=66&hm=abc"
@@ -46,8 +47,9 @@ def test_accepted_images(name: str, content_type: str) -> None:
     ],
 )
 def test_refusals_say_exactly_what_is_wrong(candidate: InputFile, words: str) -> None:
-    problem = problem_with(candidate, LIMIT)
-    assert problem is not None
+    refused = problem_with(candidate, LIMIT)
+    assert refused is not None
+    problem = ENGLISH.say(refused)
     assert words in problem
     assert candidate.filename in problem
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot import replies
+from bot.i18n import ENGLISH
 from bot.imaging import ImageProblem
 from bot.jobs import JobCancelled, MemberBusy, ShuttingDown, StillRunning
 from bot.ledger import LimitExceeded, Period
@@ -43,7 +44,7 @@ LEAKY_BODY = {"message": "x", "debug": {"authorization": f"Bearer {API_KEY}", "i
 RESETS = datetime(2025, 4, 1, tzinfo=UTC)
 RESETS_MARKUP = f"<t:{int(RESETS.timestamp())}:R>"
 NOTHING_CHARGED = "nothing was charged"
-FALLBACK = replies.failure(Exception("anything unexpected"))
+FALLBACK = replies.failure(ENGLISH, Exception("anything unexpected"))
 
 
 def project(status: ProjectStatus, code: str | None, message: str | None, credits: int = 0) -> ImageProject:
@@ -229,7 +230,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_each_failure_says_what_happened(case: Case) -> None:
-    text = replies.failure(case.error)
+    text = replies.failure(ENGLISH, case.error)
     lowered = text.lower()
 
     for words in case.says:
@@ -243,7 +244,7 @@ def test_each_failure_says_what_happened(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_no_failure_message_leaks_a_secret_or_a_signed_url(case: Case) -> None:
-    text = replies.failure(case.error)
+    text = replies.failure(ENGLISH, case.error)
 
     for secret in (API_KEY, "Bearer", "hunter2", "hm=", "ex=", "postgresql://", "http://", "https://"):
         assert secret not in text, f"{case.id}: {secret!r} in {text!r}"
@@ -252,7 +253,7 @@ def test_no_failure_message_leaks_a_secret_or_a_signed_url(case: Case) -> None:
 def test_different_situations_get_different_words() -> None:
     by_kind: dict[str, set[str]] = {}
     for case in CASES:
-        by_kind.setdefault(case.kind, set()).add(replies.failure(case.error))
+        by_kind.setdefault(case.kind, set()).add(replies.failure(ENGLISH, case.error))
     kinds = sorted(by_kind)
     for index, kind in enumerate(kinds):
         for other in kinds[index + 1 :]:
@@ -264,7 +265,7 @@ def test_different_situations_get_different_words() -> None:
 
 @pytest.mark.parametrize("status", [405, 409, 413])
 def test_an_unnamed_magic_hour_refusal_still_says_nothing_was_charged(status: int) -> None:
-    text = replies.failure(APIStatusError(status, "Request refused", None, **CREATE))
+    text = replies.failure(ENGLISH, APIStatusError(status, "Request refused", None, **CREATE))
 
     assert text != FALLBACK
     assert NOTHING_CHARGED in text.lower()
@@ -277,7 +278,7 @@ def test_an_unnamed_magic_hour_refusal_still_says_nothing_was_charged(status: in
 def test_a_failed_job_that_kept_credits_does_not_claim_a_refund(
     status: ProjectStatus, code: str | None, message: str | None
 ) -> None:
-    text = replies.failure(JobFailedError(project(status, code, message, credits=5)))
+    text = replies.failure(ENGLISH, JobFailedError(project(status, code, message, credits=5)))
 
     assert "no credits were kept" not in text.lower()
 
@@ -288,21 +289,21 @@ def test_a_failed_job_that_kept_credits_does_not_claim_a_refund(
 @pytest.mark.parametrize("kind", ["emoji", "sticker"])
 def test_each_reason_no_expression_was_added_reads_differently_and_names_what(kind: replies.Expression) -> None:
     texts = [
-        replies.expression_member_lacks_permission(kind),
-        replies.expression_bot_lacks_permission(kind),
-        replies.expression_no_slots(kind),
-        replies.expression_refused(kind),
-        *(replies.expression_not_made(kind, problem) for problem in ImageProblem),
+        replies.expression_member_lacks_permission(ENGLISH, kind),
+        replies.expression_bot_lacks_permission(ENGLISH, kind),
+        replies.expression_no_slots(ENGLISH, kind),
+        replies.expression_refused(ENGLISH, kind),
+        *(replies.expression_not_made(ENGLISH, kind, problem) for problem in ImageProblem),
     ]
     assert len(set(texts)) == len(texts), texts
     assert all(kind in text for text in texts), texts
 
 
 def test_the_size_answer_names_discords_limit_of_each_kind() -> None:
-    assert "256 KiB" in replies.expression_not_made("emoji", ImageProblem.TOO_MANY_BYTES)
-    assert "512 KiB" in replies.expression_not_made("sticker", ImageProblem.TOO_MANY_BYTES)
+    assert "256 KiB" in replies.expression_not_made(ENGLISH, "emoji", ImageProblem.TOO_MANY_BYTES)
+    assert "512 KiB" in replies.expression_not_made(ENGLISH, "sticker", ImageProblem.TOO_MANY_BYTES)
 
 
 def test_a_created_emoji_is_shown_and_named_in_one_code_span() -> None:
-    text = replies.expression_created("emoji", "my_cat", "<:my_cat:123>")
+    text = replies.expression_created(ENGLISH, "emoji", "my_cat", "<:my_cat:123>")
     assert "<:my_cat:123>" in text and "`:my_cat:`" in text

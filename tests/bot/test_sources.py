@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.provisional import domains
 
 from bot import replies
+from bot.i18n import ENGLISH
 from bot.inputs import IMAGE_EXTENSIONS, InputFile, Source, output_filename, problem_with
 from bot.sources import (
     MAX_LINK_LENGTH,
@@ -112,7 +113,7 @@ def test_public_https_image_links_are_accepted(url: str) -> None:
 def test_links_that_cannot_be_public_images_are_refused_in_words(url: str, words: str) -> None:
     problem = check_link(url)
     assert problem is not None
-    assert words in problem
+    assert words in ENGLISH.say(problem)
 
 
 def test_the_length_limit_is_inclusive() -> None:
@@ -140,14 +141,14 @@ def test_every_spelling_of_an_ipv4_address_is_refused(address: ipaddress.IPv4Add
         "mapped": f"[::ffff:{address}]",
     }[spelling]
     problem = check_link(f"https://{host}/picture.png")
-    assert problem is not None and "IP address" in problem
+    assert problem is not None and "IP address" in ENGLISH.say(problem)
 
 
 @no_deadline
 @given(st.builds(ipaddress.IPv6Address, st.integers(0, 2**128 - 1)))
 def test_every_ipv6_address_is_refused(address: ipaddress.IPv6Address) -> None:
     problem = check_link(f"https://[{address}]/picture.png")
-    assert problem is not None and "IP address" in problem
+    assert problem is not None and "IP address" in ENGLISH.say(problem)
 
 
 @no_deadline
@@ -278,10 +279,11 @@ def test_link_inputs_are_checked_on_their_link_not_on_a_size_or_type_no_one_know
     bad = InputFile("image", "wave.png", None, None, "https://cdn.discordapp.com/stickers/1", Source.STICKER)
     assert problem_with(good, 1000) is None
     problem = problem_with(bad, 1000)
-    assert problem is not None and "without an image extension" in problem
+    assert problem is not None and "without an image extension" in ENGLISH.say(problem)
     # An attachment still needs its size and type.
     upload = InputFile("image", "cat.png", "image/png", None, CDN.format(name="cat.png"))
-    assert "is empty" in (problem_with(upload, 1000) or "")
+    refused = problem_with(upload, 1000)
+    assert refused is not None and "is empty" in ENGLISH.say(refused)
 
 
 # -- Discord's attachment refresh ---------------------------------------------------------------------------
@@ -305,16 +307,16 @@ def test_refreshed_links_keeps_only_well_formed_https_answers() -> None:
 
 
 def test_skipped_items_are_listed_with_reasons_and_capped() -> None:
-    text = replies.skipped_sources([Skipped("clip.mp4", Skip.VIDEO), Skipped("blob", Skip.LOTTIE)], left_out=3)
+    text = replies.skipped_sources(ENGLISH, [Skipped("clip.mp4", Skip.VIDEO), Skipped("blob", Skip.LOTTIE)], left_out=3)
     assert "`clip.mp4` (a video)" in text
     assert "`blob` (an animated Lottie sticker)" in text
     assert "3 more were left out" in text
-    many = replies.skipped_sources([Skipped(f"f{i}.mp4", Skip.VIDEO) for i in range(25)])
+    many = replies.skipped_sources(ENGLISH, [Skipped(f"f{i}.mp4", Skip.VIDEO) for i in range(25)])
     assert "`f9.mp4`" in many and "`f10.mp4`" not in many and "and 15 more" in many
     assert len(many) < 2000
 
 
 def test_a_message_without_images_says_so_and_names_what_it_has() -> None:
-    text = replies.no_image_in_message((Skipped("party", Skip.GIF),))
+    text = replies.no_image_in_message(ENGLISH, (Skipped("party", Skip.GIF),))
     assert "no image" in text and "`party` (a GIF)" in text
     assert "Nothing was charged" in text

@@ -324,7 +324,7 @@ async def test_export_attaches_this_periods_jobs_as_csv(world: BotWorld) -> None
 
     iid = await credits(world, "export", permissions=ADMIN_PERMISSIONS)
     text, body = ephemeral_reply(world, iid)
-    assert text == "3 job(s) this period."
+    assert text == "3 jobs this period."
     (upload,) = world.discord.original_edits(world.discord.token_of(iid))[-1].files
     usage = await world.bot.ledger.usage(world.discord.guild_id)
     assert upload.filename == f"credits-{world.discord.guild_id}-{usage.period_start:%Y-%m-%d}.csv"
@@ -478,7 +478,7 @@ async def test_export_larger_than_the_upload_limit_is_cut_and_says_so(world: Bot
     (upload,) = world.discord.original_edits(world.discord.token_of(iid))[-1].files
     kept = len(list(csv.DictReader(io.StringIO(upload.data.decode()))))
     assert 0 < kept < 60 and len(upload.data) <= 2000
-    assert f"60 job(s) this period. The file holds the first {kept}: {60 - kept} more did not fit" in text
+    assert f"60 jobs this period. The file holds the first {kept}: {60 - kept} more did not fit" in text
 
 
 async def test_usage_names_the_credits_held_by_unconfirmed_jobs_and_admins_can_release_them(world: BotWorld) -> None:
@@ -519,7 +519,7 @@ async def test_usage_names_the_credits_held_by_unconfirmed_jobs_and_admins_can_r
 async def test_by_default_an_admin_can_lower_the_budget_but_not_raise_it(world: BotWorld) -> None:
     before = await settings(world)
     text = await admin(world, "set-limit", {"credits": 100_000_000, "period": "day"})
-    assert text.startswith("❌ 100000000 credits is above this server's ceiling of 100 credits.")
+    assert text.startswith("❌ 100,000,000 credits is above this server's ceiling of 100 credits.")
     assert "Only the bot's owner can raise it" in text and "python -m bot grant" in text
     assert await settings(world) == before
     assert (await admin(world, "set-limit", {"credits": 40})).startswith("✅ Limit set.")

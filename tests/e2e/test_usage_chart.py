@@ -173,7 +173,7 @@ async def test_a_monthly_chart_runs_from_the_first_of_the_month_against_the_limi
     assert Image.open(io.BytesIO(uploaded_png(world, iid))).size == (1200, 600)
     assert (
         "📊 The chart shows credits per day this month, stacked by member, with their running total against the "
-        "server's limit of 1000 credits (dashed)." in text
+        "server's limit of 1,000 credits (dashed)." in text
     )
 
 
@@ -210,5 +210,5 @@ async def test_a_chart_that_fails_to_draw_leaves_the_rest_of_the_answer(
     iid = await credits(world, "usage", permissions=ADMIN_PERMISSIONS)
     text, body = ephemeral_reply(world, iid)
     assert not body.get("attachments")
-    assert "This server has used 5 of 1000 credits today." in text
+    assert "This server has used 5 of 1,000 credits today." in text
     assert "📊 The chart could not be drawn this time" in text

@@ -57,7 +57,9 @@ async def test_a_private_held_request_found_after_its_token_expired_is_never_pos
         [dm] = dm_messages(world)
         if ending == "complete":
             assert [f.filename for f in dm["files"]] == ["secret-selfie-no-background.png"]
-            assert (await world.bot.ledger.get_job(interaction_id)).delivered
+            async with asyncio.timeout(5):  # settled and marked just after the DM went out
+                while not (await world.bot.ledger.get_job(interaction_id)).delivered:
+                    await asyncio.sleep(0.02)
         else:
             assert "No subject found" in dm["content"] and not dm["files"]
         answers = world.discord.callbacks(interaction_id) + world.discord.followups(payload["token"])

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot import replies
@@ -28,7 +29,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot.cogs.credits")
 
-PERIOD_CHOICES = [app_commands.Choice(name=period.value, value=period.value) for period in Period]
+# The names members see, translated; the values are what the ledger stores.
+PERIOD_CHOICES = [
+    app_commands.Choice(name=locale_str("day"), value=Period.DAY.value),
+    app_commands.Choice(name=locale_str("week"), value=Period.WEEK.value),
+    app_commands.Choice(name=locale_str("month"), value=Period.MONTH.value),
+    app_commands.Choice(name=locale_str("none"), value=Period.NONE.value),
+]
 admin_only = app_commands.checks.has_permissions(manage_guild=True)
 EXPORT_MARGIN = 4096  # bytes of the upload limit left for the message around the file
 CHART_FILENAME = "usage.png"
@@ -82,7 +89,9 @@ def history_line(w: Words, record: JobRecord) -> str:
 
 @app_commands.guild_only()
 @app_commands.allowed_installs(guilds=True, users=False)  # a server's budget: never offered to user installs
-class Credits(commands.GroupCog, group_name="credits", group_description="Magic Hour credits for this server"):
+class Credits(
+    commands.GroupCog, group_name="credits", group_description=locale_str("Magic Hour credits for this server")
+):
     def __init__(self, bot: BackgroundBot) -> None:
         self.bot = bot
         super().__init__()
@@ -90,7 +99,7 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return require_guild(interaction)
 
-    @app_commands.command(name="usage", description="How many credits this server and you have used")
+    @app_commands.command(name="usage", description=locale_str("How many credits this server and you have used"))
     async def usage(self, interaction: discord.Interaction) -> None:
         await defer(interaction)
         w = words_for(interaction.locale)
@@ -140,8 +149,13 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         caption = replies.chart_caption(w, legend_entries(data), period=usage.period, limit=data.limit)
         return caption, discord.File(io.BytesIO(png), filename=CHART_FILENAME)
 
-    @app_commands.command(name="set-limit", description="Set how many credits this server may use per period")
-    @app_commands.describe(credits="Credits allowed per period (0 stops all jobs)", period="When the count starts over")
+    @app_commands.command(
+        name="set-limit", description=locale_str("Set how many credits this server may use per period")
+    )
+    @app_commands.describe(
+        credits=locale_str("Credits allowed per period (0 stops all jobs)"),
+        period=locale_str("When the count starts over"),
+    )
     @app_commands.choices(period=PERIOD_CHOICES)
     @admin_only
     async def set_limit(
@@ -163,8 +177,10 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         log.info("limit set guild=%s user=%s credits=%s period=%s", guild_id, interaction.user.id, credits, period)
         await answer(interaction, replies.limit_set(w, usage))
 
-    @app_commands.command(name="set-member-limit", description="Set how many credits each member may use per period")
-    @app_commands.describe(credits="Credits per member per period; 0 or empty removes the member limit")
+    @app_commands.command(
+        name="set-member-limit", description=locale_str("Set how many credits each member may use per period")
+    )
+    @app_commands.describe(credits=locale_str("Credits per member per period; 0 or empty removes the member limit"))
     @admin_only
     async def set_member_limit(
         self, interaction: discord.Interaction, credits: app_commands.Range[int, 0, 100_000_000] | None = None
@@ -175,10 +191,14 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         await self.bot.ledger.set_member_limit(guild_id, value)
         await answer(interaction, replies.member_limit_set(words_for(interaction.locale), value))
 
-    @app_commands.command(name="set-role-limit", description="Set how many credits each member with a role may use")
+    @app_commands.command(
+        name="set-role-limit", description=locale_str("Set how many credits each member with a role may use")
+    )
     @app_commands.describe(
-        role="Members with this role",
-        credits="Credits per member per period; replaces the member limit for them; 0 removes the role's limit",
+        role=locale_str("Members with this role"),
+        credits=locale_str(
+            "Credits per member per period; replaces the member limit for them; 0 removes the role's limit"
+        ),
     )
     @admin_only
     async def set_role_limit(
@@ -198,8 +218,8 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         settings = await self.bot.ledger.get_settings(guild_id)
         await answer(interaction, replies.role_limit_set(w, role.id, credits, settings.period))
 
-    @app_commands.command(name="history", description="The latest background removals in this server")
-    @app_commands.describe(member="Only this member's jobs")
+    @app_commands.command(name="history", description=locale_str("The latest background removals in this server"))
+    @app_commands.describe(member=locale_str("Only this member's jobs"))
     @admin_only
     async def history(self, interaction: discord.Interaction, member: discord.Member | None = None) -> None:
         await defer(interaction)
@@ -217,7 +237,7 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
             lines.append(line)
         await answer(interaction, "\n".join(lines))
 
-    @app_commands.command(name="export", description="This period's jobs as a CSV file")
+    @app_commands.command(name="export", description=locale_str("This period's jobs as a CSV file"))
     @admin_only
     async def export(self, interaction: discord.Interaction) -> None:
         await defer(interaction)  # every row of the period (all rows ever with period "none")
@@ -230,9 +250,9 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         await answer(interaction, text, file=discord.File(io.BytesIO(data), filename=name))
 
     @app_commands.command(
-        name="alerts", description="Where to post when the server reaches 80 % and 100 % of its limit"
+        name="alerts", description=locale_str("Where to post when the server reaches 80 % and 100 % of its limit")
     )
-    @app_commands.describe(channel="The channel for alerts; leave empty to turn alerts off")
+    @app_commands.describe(channel=locale_str("The channel for alerts; leave empty to turn alerts off"))
     @admin_only
     async def alerts(
         self,
@@ -245,7 +265,8 @@ class Credits(commands.GroupCog, group_name="credits", group_description="Magic 
         await answer(interaction, replies.alerts_set(words_for(interaction.locale), channel.id if channel else None))
 
     @app_commands.command(
-        name="release-held", description="Release the credits of jobs Magic Hour never confirmed (outcome unknown)"
+        name="release-held",
+        description=locale_str("Release the credits of jobs Magic Hour never confirmed (outcome unknown)"),
     )
     @admin_only
     async def release_held(self, interaction: discord.Interaction) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import discord
 import discord.http
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot import replies
@@ -125,9 +126,9 @@ class FreshAttachmentLinks:
 class RemoveBackground(commands.Cog):
     def __init__(self, bot: BackgroundBot) -> None:
         self.bot = bot
-        self.menu = app_commands.ContextMenu(name="Remove background", callback=self.remove_background_menu)
+        self.menu = app_commands.ContextMenu(name=locale_str("Remove background"), callback=self.remove_background_menu)
         self.avatar_menu = app_commands.ContextMenu(
-            name="Remove avatar background", callback=self.remove_avatar_background
+            name=locale_str("Remove avatar background"), callback=self.remove_avatar_background
         )
 
     async def cog_load(self) -> None:
@@ -140,19 +141,21 @@ class RemoveBackground(commands.Cog):
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
         self.bot.tree.remove_command(self.avatar_menu.name, type=self.avatar_menu.type)
 
-    @app_commands.command(name="remove-background", description="Remove the background of images with Magic Hour")
+    @app_commands.command(
+        name="remove-background", description=locale_str("Remove the background of images with Magic Hour")
+    )
     @app_commands.describe(
-        image="The image whose background should be removed (or give a url instead)",
-        url="Instead of image: an https link to an image file (.png, .jpg, .webp, ...)",
-        image2="Optional: another image, processed in the same request",
-        image3="Optional: another image, processed in the same request",
-        image4="Optional: another image, processed in the same request",
-        background="Optional: an image to put behind each subject instead",
-        name="Optional: a name for the job at Magic Hour",
-        color="Optional: a solid colour behind the subject: #RRGGBB, #RGB or a name like white",
-        trim="Optional: crop the result to the subject (default: False)",
-        result_format="Optional: png (default) or webp (lossless, keeps transparency)",
-        private="Optional: show the whole exchange to you only",
+        image=locale_str("The image whose background should be removed (or give a url instead)"),
+        url=locale_str("Instead of image: an https link to an image file (.png, .jpg, .webp, ...)"),
+        image2=locale_str("Optional: another image, processed in the same request"),
+        image3=locale_str("Optional: another image, processed in the same request"),
+        image4=locale_str("Optional: another image, processed in the same request"),
+        background=locale_str("Optional: an image to put behind each subject instead"),
+        name=locale_str("Optional: a name for the job at Magic Hour"),
+        color=locale_str("Optional: a solid colour behind the subject: #RRGGBB, #RGB or a name like white"),
+        trim=locale_str("Optional: crop the result to the subject (default: False)"),
+        result_format=locale_str("Optional: png (default) or webp (lossless, keeps transparency)"),
+        private=locale_str("Optional: show the whole exchange to you only"),
     )
     @app_commands.rename(result_format="format")
     async def remove_background(

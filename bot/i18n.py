@@ -117,9 +117,14 @@ ENGLISH = Words(DEFAULT, gettext.NullTranslations())
 
 
 def compile_catalog(path: Path) -> Translations:
-    """A `.po` file as gettext translations, compiled in memory (no `.mo` file, no build step)."""
+    """A `.po` file as gettext translations, compiled in memory (no `.mo` file, no build step). Entries not yet
+    translated (or fuzzy) are left out, so they read as English rather than as an empty line."""
     with path.open("rb") as source:
         catalog = read_po(source)
+    for message in list(catalog):
+        forms = message.string if isinstance(message.string, tuple) else (message.string,)
+        if message.id and (message.fuzzy or not all(forms)):
+            catalog.delete(message.id, context=message.context)  # untranslated: English, with English plurals
     compiled = io.BytesIO()
     write_mo(compiled, catalog, use_fuzzy=False)
     compiled.seek(0)

@@ -29,5 +29,6 @@ class CatalogTranslator(app_commands.Translator):
         shown_name = isinstance(context.data, app_commands.ContextMenu)  # a menu's name is read, not typed
         if (context.location in KEPT_ENGLISH and not shown_name) or locale.value not in CATALOGS:
             return None
-        translated = words_for(locale.value).gettext(string.message)
-        return translated if translated != string.message else None
+        # Always given, even where a language writes the word as English does (Dutch "week"): Discord then shows it
+        # as that language's own. An entry not yet translated reads as English (the catalog tests catch it).
+        return words_for(locale.value).gettext(string.message)

@@ -44,14 +44,14 @@ def period_words(w: Words, period: Period | str) -> str:
 
 
 def per_period(w: Words, period: Period | str) -> str:
-    """A rate's period: "a day", "a week", "a month", "in total"."""
+    """A rate's period: "per day", "per week", "per month", "in total"."""
     match Period(period):
         case Period.DAY:
-            return w.pgettext("per period", "a day")
+            return w.pgettext("per period", "per day")
         case Period.WEEK:
-            return w.pgettext("per period", "a week")
+            return w.pgettext("per period", "per week")
         case Period.MONTH:
-            return w.pgettext("per period", "a month")
+            return w.pgettext("per period", "per month")
     return w.pgettext("per period", "in total")
 
 
@@ -91,7 +91,7 @@ def usage_line(w: Words, usage: Usage) -> str:
 
 def limit_alert(w: Words, threshold: int, usage: Usage) -> str:
     """Posted in the server's alert channel, in the server's language."""
-    reached = w.gettext("📈 This server has reached {percent} % of its credit limit.", percent=w.number(threshold))
+    reached = w.gettext("📈 This server has reached {percent}% of its credit limit.", percent=w.number(threshold))
     return f"{reached} {usage_line(w, usage)}"
 
 
@@ -173,10 +173,9 @@ def default_avatar(w: Words, name: str) -> str:
 
 
 def queued(w: Words, position: int) -> str:
-    return w.ngettext(
-        "⏳ Queued: the bot is busy, {n} job is ahead of yours (position {n}). It starts on its own.",
-        "⏳ Queued: the bot is busy, {n} jobs are ahead of yours (position {n}). It starts on its own.",
-        position,
+    return w.gettext(
+        "⏳ Queued: the bot is busy. Your job is number {position} in line and starts on its own.",
+        position=w.number(position),
     )
 
 
@@ -418,31 +417,31 @@ def limit_exceeded(w: Words, error: LimitExceeded) -> str:
                 **values,
             )
         return f"{text} {resets(w, error.resets_at) or _who_raises(w, error)}"
-    values = {
-        "used": w.number(error.used),
-        "limit": w.number(error.limit),
-        "period": period,
-        "cost": w.number(error.cost),
-    }
+    values = {"used": w.number(error.used), "period": period}
     if error.scope == "guild":
-        text = w.gettext(
-            "🚫 This server can't start another background removal: {used} of {limit} credits used {period}, and "
-            "each one costs {cost}.",
+        text = w.ngettext(
+            "🚫 This server can't start another background removal: {used} of {n} credit used {period}.",
+            "🚫 This server can't start another background removal: {used} of {n} credits used {period}.",
+            error.limit,
             **values,
         )
     else:
-        text = w.gettext(
-            "🚫 You can't start another background removal: {used} of {limit} credits used {period}, and each one "
-            "costs {cost}.",
+        text = w.ngettext(
+            "🚫 You can't start another background removal: {used} of {n} credit used {period}.",
+            "🚫 You can't start another background removal: {used} of {n} credits used {period}.",
+            error.limit,
             **values,
         )
-    return f"{text} {resets(w, error.resets_at) or _who_raises(w, error)}"
+    each = w.gettext("Each one costs {cost}.", cost=credits(w, error.cost))
+    return f"{text} {each} {resets(w, error.resets_at) or _who_raises(w, error)}"
 
 
 def _who_raises(w: Words, error: LimitExceeded) -> str:
     if error.scope == "user":  # a member's own install: its budget is the bot owner's setting
         return w.gettext("The bot's owner sets this personal budget.")
-    return w.gettext("A server admin can raise it with `/credits set-limit`.")
+    if error.scope == "member":
+        return w.gettext("A server admin can raise the member limit with `/credits set-member-limit`.")
+    return w.gettext("A server admin can raise the server's limit with `/credits set-limit`.")
 
 
 def _jobs(w: Words, count: int) -> str:
@@ -458,7 +457,7 @@ def held_line(w: Words, held: HeldJobs) -> str:
             "them with `/credits release-held`.",
             held.credits,
             jobs=_jobs(w, held.count),
-            when=timestamp(held.since),
+            when=timestamp(held.since, "f"),
         )
     return w.ngettext(
         "⚠️ {n} credit is held by {jobs} Magic Hour never confirmed. A server admin can release it with "
@@ -581,16 +580,12 @@ def export_summary(w: Words, rows: int, left_out: int) -> str:
     text = w.ngettext("{n} job this period.", "{n} jobs this period.", rows)
     if left_out:
         text += " " + w.ngettext(
-            "The file holds the first {kept}: {n} more did not fit Discord's upload limit.",
-            "The file holds the first {kept}: {n} more did not fit Discord's upload limit.",
+            "The file holds the first {kept} of them; {n} more did not fit Discord's upload limit.",
+            "The file holds the first {kept} of them; {n} more did not fit Discord's upload limit.",
             left_out,
             kept=w.number(rows - left_out),
         )
     return text
-
-
-def not_a_whole_number(w: Words, what: str) -> str:
-    return w.gettext("❌ {what} must be a whole number of credits.", what=what)
 
 
 def _kept(w: Words, failed: Failure) -> str:
@@ -897,7 +892,7 @@ def role_limits_line(w: Words, limits: Sequence[RoleLimit], period: Period) -> s
 
 def role_limit_set(w: Words, role_id: int, amount: int, period: Period) -> str:
     return w.gettext(
-        "✅ Members with {role} may now use up to {credits} each {period}. For them it replaces the member limit; a "
+        "✅ Members with {role} may now use up to {credits} each, {period}. For them it replaces the member limit; a "
         "member with several limited roles gets the largest.",
         role=role(role_id),
         credits=credits(w, amount),

@@ -250,7 +250,7 @@ class Credits(
         await answer(interaction, text, file=discord.File(io.BytesIO(data), filename=name))
 
     @app_commands.command(
-        name="alerts", description=locale_str("Where to post when the server reaches 80 % and 100 % of its limit")
+        name="alerts", description=locale_str("Where to post when the server reaches 80% and 100% of its limit")
     )
     @app_commands.describe(channel=locale_str("The channel for alerts; leave empty to turn alerts off"))
     @admin_only

@@ -50,7 +50,7 @@ def parse_color(text: str) -> RGB:
                 "`{text}` has transparency; the background is solid, so use #RRGGBB, #RGB or a colour name like "
                 "white (e.g. #{example}).",
                 text=_shown(text),
-                example=cleaned[1:4],
+                example=cleaned[1:7] if len(cleaned) == 9 else cleaned[1:4],  # the colour without its alpha
             ),
         )
     name = re.sub(r"[\s_-]+", "", cleaned).lower()

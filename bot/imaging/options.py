@@ -26,10 +26,7 @@ def parse_format(text: str) -> Format:
     for fmt in FORMATS:
         if cleaned == fmt:
             return fmt
-    choices = " or ".join(FORMATS)
-    raise BadFormat(
-        N_("`{text}` is not a format I can send: choose {choices}.", text=text.strip()[:16], choices=choices)
-    )
+    raise BadFormat(N_("`{text}` is not a format I can send: choose `png` or `webp`.", text=text.strip()[:16]))
 
 
 @dataclass(frozen=True)
@@ -50,9 +47,7 @@ class ResultOptions:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise BadFormat(
-                N_("`{text}` is not a format I can send: choose {choices}.", text=self.format, choices="png or webp")
-            )
+            raise BadFormat(N_("`{text}` is not a format I can send: choose `png` or `webp`.", text=self.format))
         if self.color is not None and (len(self.color) != 3 or not all(0 <= c <= 255 for c in self.color)):
             raise ValueError(f"color must be three values 0–255, not {self.color!r}")
 

@@ -172,7 +172,7 @@ def test_options_describe_what_changed_in_the_order_applied() -> None:
 
 
 def test_options_refuse_unknown_formats_and_colours() -> None:
-    with pytest.raises(BadFormat, match="choose png or webp"):
+    with pytest.raises(BadFormat, match="choose `png` or `webp`"):
         ResultOptions.parse(fmt="gif")
     with pytest.raises(BadColor):
         ResultOptions.parse(color="#12345")

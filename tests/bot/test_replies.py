@@ -97,7 +97,7 @@ CASES = [
         "limit-member-never-resets",
         LimitExceeded("member", 10, 12, Period.NONE, None, 5),
         "limit",
-        ("you can't", "10 of 12 credits", "in total", "/credits set-limit"),
+        ("you can't", "10 of 12 credits", "in total", "/credits set-member-limit"),
         None,
     ),
     Case("member-busy", MemberBusy(1, 1), "busy-member", ("already have", "running", "try again"), None),

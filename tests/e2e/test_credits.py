@@ -359,12 +359,12 @@ async def test_alerts_post_once_at_80_and_100_percent(world: BotWorld) -> None:
 
     await remove_background(world)  # 20 of 25
     assert len(alerts()) == 1
-    assert alerts()[0].startswith("📈 This server has reached 80 % of its credit limit.")
+    assert alerts()[0].startswith("📈 This server has reached 80% of its credit limit.")
     assert "used 20 of 25 credits" in alerts()[0]
 
     await remove_background(world)  # 25 of 25
     assert len(alerts()) == 2
-    assert alerts()[1].startswith("📈 This server has reached 100 % of its credit limit.")
+    assert alerts()[1].startswith("📈 This server has reached 100% of its credit limit.")
 
     # More activity in the same period: refused jobs, a raised limit, more jobs, a lowered limit: no repeats.
     await remove_background(world)
@@ -414,8 +414,8 @@ async def test_reached_limit_refuses_without_calling_magic_hour(world: BotWorld)
     assert refusal["flags"] & EPHEMERAL
     usage = await world.bot.ledger.usage(world.discord.guild_id)
     assert refusal["content"] == (
-        "🚫 This server can't start another background removal: 10 of 10 credits used this month, "
-        f"and each one costs 5. The limit resets {reset_mark(usage.resets_at)}."
+        "🚫 This server can't start another background removal: 10 of 10 credits used this month. "
+        f"Each one costs 5 credits. The limit resets {reset_mark(usage.resets_at)}."
     )
     # The public "thinking…" placeholder is removed, so nothing about it stays visible to others.
     assert world.discord.api.find("DELETE", rf"/webhooks/\d+/{token}/messages/@original$")
@@ -428,7 +428,7 @@ async def test_zero_limit_refuses_the_first_job(world: BotWorld) -> None:
     refusal = world.discord.followups(world.discord.token_of(iid))[0].json
     assert refusal["flags"] & EPHEMERAL
     assert "0 of 0 credits used in total" in refusal["content"]
-    assert "A server admin can raise it with `/credits set-limit`." in refusal["content"]
+    assert "A server admin can raise the server's limit with `/credits set-limit`." in refusal["content"]
     assert world.mh.requests == []
 
 
@@ -449,8 +449,8 @@ async def test_an_alert_whose_post_failed_is_posted_after_the_next_job(world: Bo
 
     await remove_background(world)  # 25 of 25: the 80 % alert goes out now, then the 100 % one
     assert [text.split(" of its")[0] for text in posted()] == [
-        "📈 This server has reached 80 %",
-        "📈 This server has reached 100 %",
+        "📈 This server has reached 80%",
+        "📈 This server has reached 100%",
     ]
 
 
@@ -478,7 +478,7 @@ async def test_export_larger_than_the_upload_limit_is_cut_and_says_so(world: Bot
     (upload,) = world.discord.original_edits(world.discord.token_of(iid))[-1].files
     kept = len(list(csv.DictReader(io.StringIO(upload.data.decode()))))
     assert 0 < kept < 60 and len(upload.data) <= 2000
-    assert f"60 jobs this period. The file holds the first {kept}: {60 - kept} more did not fit" in text
+    assert f"60 jobs this period. The file holds the first {kept} of them; {60 - kept} more did not fit" in text
 
 
 async def test_usage_names_the_credits_held_by_unconfirmed_jobs_and_admins_can_release_them(world: BotWorld) -> None:

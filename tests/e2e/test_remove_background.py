@@ -308,10 +308,10 @@ async def test_queue_shows_position_and_only_the_requester_can_cancel(tmp_path: 
         await world.discord.wait_for(lambda _: len(creates(mh)) == 1, timeout=5)
         queued_id = world.discord.dispatch(queued)
         await world.discord.wait_for(
-            lambda _: any("position 1" in e.json["content"] for e in world.discord.original_edits(queued["token"])),
+            lambda _: any("number 1 in line" in e.json["content"] for e in world.discord.original_edits(queued["token"])),
             timeout=5,
         )
-        edit = next(e for e in world.discord.original_edits(queued["token"]) if "position 1" in e.json["content"])
+        edit = next(e for e in world.discord.original_edits(queued["token"]) if "number 1 in line" in e.json["content"])
         button = edit.json["components"][0]["components"][0]
         assert button["label"] == "Cancel"
         message_id = int(edit.response["id"])
@@ -412,10 +412,10 @@ async def test_two_cancel_presses_at_once_are_one_cancel(tmp_path: Path, mh: Fak
         queued = world.discord.slash_command("remove-background", {"image": make_attachment()}, user=bob)
         queued_id = world.discord.dispatch(queued)
         await world.discord.wait_for(
-            lambda _: any("position 1" in e.json["content"] for e in world.discord.original_edits(queued["token"])),
+            lambda _: any("number 1 in line" in e.json["content"] for e in world.discord.original_edits(queued["token"])),
             timeout=5,
         )
-        edit = next(e for e in world.discord.original_edits(queued["token"]) if "position 1" in e.json["content"])
+        edit = next(e for e in world.discord.original_edits(queued["token"]) if "number 1 in line" in e.json["content"])
         button = edit.json["components"][0]["components"][0]
         await asyncio.sleep(0.2)  # discord.py registers the view once it has read the edit's answer
 

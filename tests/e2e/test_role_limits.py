@@ -75,7 +75,7 @@ async def test_set_role_limit_stores_replaces_and_removes(world: BotWorld) -> No
     artists = world.discord.add_role("artists")
     text = await admin(world, "set-role-limit", {"role": artists, "credits": 10})
     assert text == (
-        f"✅ Members with <@&{artists.id}> may now use up to 10 credits each a day. For them it replaces the member "
+        f"✅ Members with <@&{artists.id}> may now use up to 10 credits each, per day. For them it replaces the member "
         "limit; a member with several limited roles gets the largest."
     )
     assert [(r.role_id, r.credits) for r in await world.bot.ledger.role_limits(world.discord.guild_id)] == [
@@ -188,7 +188,7 @@ async def test_usage_lists_role_limits_and_the_members_own_cap_and_forgets_delet
     text, _ = ephemeral_reply(world, await credits(world, "usage", user=alice))
     assert f"You have used 5 credits of your 10-credit cap, from your role <@&{artists.id}>." in text
     roles_line = (
-        f"**Role limits** (credits per member a day; a member's largest replaces the member limit): "
+        f"**Role limits** (credits per member per day; a member's largest replaces the member limit): "
         f"<@&{patrons.id}> 40 · <@&{artists.id}> 10."
     )
     assert roles_line in text

@@ -68,6 +68,9 @@ def N_(message: str, /, *, context: str | None = None, **values: Any) -> Message
     return Message(message, values, context)
 
 
+CLOSE_SENTENCES = frozenset({"ja", "zh-CN", "zh-TW"})
+
+
 class Words:
     """One language's sentences, numbers and plurals. Look it up once per reply (`words_for`), then ask it.
 
@@ -98,6 +101,10 @@ class Words:
         if message.context is not None:
             return self.pgettext(message.context, message.id, **values)
         return self.gettext(message.id, **values)
+
+    def join(self, *sentences: str) -> str:
+        """Sentences one after another as the language writes them: Chinese and Japanese put no space after 。."""
+        return ("" if self.locale in CLOSE_SENTENCES else " ").join(part for part in sentences if part)
 
     def number(self, value: int | float) -> str:
         """1,000,000 in English, 1.000.000 in German, 1 000 000 in French."""

@@ -86,13 +86,13 @@ def usage_line(w: Words, usage: Usage) -> str:
             limit=limit,
             period=period,
         )
-    return f"{line} {resets(w, usage.resets_at)}".rstrip()
+    return w.join(line, resets(w, usage.resets_at))
 
 
 def limit_alert(w: Words, threshold: int, usage: Usage) -> str:
     """Posted in the server's alert channel, in the server's language."""
     reached = w.gettext("📈 This server has reached {percent}% of its credit limit.", percent=w.number(threshold))
-    return f"{reached} {usage_line(w, usage)}"
+    return w.join(reached, usage_line(w, usage))
 
 
 def not_enabled_here(w: Words) -> str:
@@ -198,7 +198,7 @@ def batch_progress(w: Words, total: int, done: int, failed: int, rendering: int,
         parts.append(w.gettext("{rendering} in progress", rendering=w.number(rendering)))
     text = ", ".join(parts) + "…"
     if slow:
-        text += " " + w.gettext("Some take longer than usual; the bot keeps checking.")
+        text = w.join(text, w.gettext("Some take longer than usual; the bot keeps checking."))
     return text
 
 
@@ -277,9 +277,9 @@ def batch_success(w: Words, result: RequestResult, *, links: list[str], followin
         )
         asked = next((o.result.applied for o in result.delivered if o.result and o.result.not_applied is None), None)
         if asked is not None and (applied := applied_options(w, asked)) is not None:
-            text += " " + w.gettext("Done to each: {options}.", options=applied)
+            text = w.join(text, w.gettext("Done to each: {options}.", options=applied))
     if result.usage is not None:
-        text += f" {usage_line(w, result.usage)}"
+        text = w.join(text, usage_line(w, result.usage))
     lines = [text]
     for outcome in result.delivered:
         if outcome.result is not None and outcome.result.not_applied is not None:
@@ -338,17 +338,15 @@ def not_applied(w: Words, problem: ImageProblem) -> str:
 
 def _options_note(w: Words, result: JobResult) -> str:
     if result.not_applied is not None:
-        return f" {not_applied(w, result.not_applied)}"
+        return not_applied(w, result.not_applied)
     if (applied := applied_options(w, result.applied)) is not None:
-        return " " + w.gettext("Done: {options}.", options=applied)
+        return w.gettext("Done: {options}.", options=applied)
     return ""
 
 
 def success(w: Words, result: JobResult, *, attached: bool, reason: str | None = None) -> str:
     text = w.gettext("✅ Background removed. It cost {cost}.", cost=credits(w, result.credits_charged))
-    text += _options_note(w, result)
-    if result.usage is not None:
-        text += f" {usage_line(w, result.usage)}"
+    text = w.join(text, _options_note(w, result), usage_line(w, result.usage) if result.usage is not None else "")
     if attached:
         return text
     download = result.project.downloads[0] if result.project.downloads else None
@@ -393,8 +391,8 @@ def limit_exceeded(w: Words, error: LimitExceeded) -> str:
         else:
             text = w.gettext("🚫 The bot's credit budget {period} is used up, so no new jobs can start.", period=period)
         if error.resets_at is not None:
-            return text + " " + w.gettext("It resets {when}.", when=timestamp(error.resets_at))
-        return text + " " + w.gettext("Ask the bot owner to raise it.")
+            return w.join(text, w.gettext("It resets {when}.", when=timestamp(error.resets_at)))
+        return w.join(text, w.gettext("Ask the bot owner to raise it."))
     if error.images > 1:
         left = w.number(max(0, error.limit - error.used))
         values = {
@@ -416,7 +414,7 @@ def limit_exceeded(w: Words, error: LimitExceeded) -> str:
                 "{period}. Nothing was charged; try fewer images.",
                 **values,
             )
-        return f"{text} {resets(w, error.resets_at) or _who_raises(w, error)}"
+        return w.join(text, resets(w, error.resets_at) or _who_raises(w, error))
     values = {"used": w.number(error.used), "period": period}
     if error.scope == "guild":
         text = w.ngettext(
@@ -433,7 +431,7 @@ def limit_exceeded(w: Words, error: LimitExceeded) -> str:
             **values,
         )
     each = w.gettext("Each one costs {cost}.", cost=credits(w, error.cost))
-    return f"{text} {each} {resets(w, error.resets_at) or _who_raises(w, error)}"
+    return w.join(text, each, resets(w, error.resets_at) or _who_raises(w, error))
 
 
 def _who_raises(w: Words, error: LimitExceeded) -> str:
@@ -479,14 +477,11 @@ def release_held_question(w: Words, held: HeldJobs) -> str:
         )
     else:
         asked = w.gettext("{jobs} ({credits}) never got an answer from Magic Hour.", **values)
-    return (
-        asked
-        + " "
-        + w.gettext(
-            "Releasing gives the credits back to this server's budget. If Magic Hour did run them, the bot owner pays "
-            "for them anyway. Release them?"
-        )
+    release = w.gettext(
+        "Releasing gives the credits back to this server's budget. If Magic Hour did run them, the bot owner pays "
+        "for them anyway. Release them?"
     )
+    return w.join(asked, release)
 
 
 def released_held(w: Words, count: int, amount: int) -> str:
@@ -518,7 +513,7 @@ def ceiling_exceeded(w: Words, requested: int, ceiling: int) -> str:
 
 
 def limit_set(w: Words, usage: Usage) -> str:
-    return w.gettext("✅ Limit set.") + " " + usage_line(w, usage)
+    return w.join(w.gettext("✅ Limit set."), usage_line(w, usage))
 
 
 def member_limit_set(w: Words, amount: int | None) -> str:
@@ -579,11 +574,14 @@ def job_status(w: Words, status: str) -> str:
 def export_summary(w: Words, rows: int, left_out: int) -> str:
     text = w.ngettext("{n} job this period.", "{n} jobs this period.", rows)
     if left_out:
-        text += " " + w.ngettext(
-            "The file holds the first {kept} of them; {n} more did not fit Discord's upload limit.",
-            "The file holds the first {kept} of them; {n} more did not fit Discord's upload limit.",
-            left_out,
-            kept=w.number(rows - left_out),
+        text = w.join(
+            text,
+            w.ngettext(
+                "The file holds the first {kept} of them; {n} more did not fit Discord's upload limit.",
+                "The file holds the first {kept} of them; {n} more did not fit Discord's upload limit.",
+                left_out,
+                kept=w.number(rows - left_out),
+            ),
         )
     return text
 
@@ -858,8 +856,8 @@ def role_limit_exceeded(w: Words, error: LimitExceeded) -> str:
             **values,
         )
     if error.resets_at is not None:
-        return f"{text} {resets(w, error.resets_at)}"
-    return text + " " + w.gettext("A server admin can change it with `/credits set-role-limit`.")
+        return w.join(text, resets(w, error.resets_at))
+    return w.join(text, w.gettext("A server admin can change it with `/credits set-role-limit`."))
 
 
 def own_usage_line(w: Words, usage: Usage) -> str:

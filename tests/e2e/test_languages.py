@@ -140,5 +140,5 @@ async def test_the_alerts_channel_reads_the_servers_language_whoever_triggered_i
         await world.discord.run(payload, timeout=10)
         alert = next(r.json["content"] for r in world.discord.channel_messages(alert_channel))  # 80 %, then 100 %
         percent = words_for("de").number(80)
-        reached = translated("de", "📈 This server has reached {percent} % of its credit limit.", percent=percent)
+        reached = translated("de", "📈 This server has reached {percent}% of its credit limit.", percent=percent)
         assert alert.startswith(reached)

@@ -1,4 +1,4 @@
-"""`python -m bot [run | sync | report | grant | release]`: read the settings, open what is needed, run it.
+"""`python -m bot [run | sync | report | grant | release | verify]`: read the settings, open what is needed, run it.
 
 Everything is opened here, in one place, before the gateway (the shape of discord.py's
 `examples/advanced_startup.py`): mistakes in the configuration and unreachable resources end here with

@@ -1,10 +1,12 @@
-"""The bot owner's tools: `python -m bot report | grant | release`, run on the host next to the bot.
+"""The bot owner's tools: `python -m bot report | grant | release | verify`, run on the host next to the bot.
 
 Operators reach a deployed bot through `heroku run`, `docker exec` or ssh, not through Discord, so these
 commands read the same DATABASE_URL and act through the ledger, which is safe while the bot runs in
 another process on either engine. Only DATABASE_URL is required: MAGIC_HOUR_API_KEY adds the balance to
-`report`, DISCORD_TOKEN adds server names. Exit status: 0 done, 1 the operation failed, 2 bad arguments
-or configuration (one `error: …` line on stderr). Nothing printed ever carries a secret.
+`report`, DISCORD_TOKEN adds server names. Exit status: 0 done, 1 the operation failed (or, for `verify`,
+the balances disagree with the journal), 2 bad arguments or configuration (one `error: …` line on
+stderr). Nothing printed ever carries a secret, and nothing a server's name holds reaches the terminal
+as a control character.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import json
 import logging
 import sys
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +25,7 @@ from typing import Any, NoReturn, TextIO
 import aiohttp
 
 from bot.ledger import (
+    MAX_CREDITS,
     DatabaseUrlError,
     GuildSettings,
     Period,
@@ -35,7 +39,7 @@ from bot.resources import StartupError, open_ledger
 from bot.settings import Settings, SettingsError, parse_settings, read_environment
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-COMMANDS = ("report", "grant", "release")
+COMMANDS = ("report", "grant", "release", "verify")
 PERIODS = tuple(p.value for p in Period)
 MAX_SNOWFLAKE = 2**63 - 1  # the ledger stores ids and credits as signed 64-bit integers
 DISCORD_API = "https://discord.com/api/v10"
@@ -55,12 +59,12 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def whole_number(text: str, minimum: int, what: str) -> int:
+def whole_number(text: str, minimum: int, what: str, maximum: int = MAX_SNOWFLAKE) -> int:
     try:
         value = int(text.strip().replace("_", ""))
     except ValueError:
         value = None
-    if value is None or not minimum <= value <= MAX_SNOWFLAKE:
+    if value is None or not minimum <= value <= maximum:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value
 
@@ -70,7 +74,8 @@ def guild_id(text: str) -> int:
 
 
 def credits(text: str) -> int:
-    return whole_number(text, 0, "a whole number of credits (0 or more)")
+    """Refused here rather than by the database: credit columns are 32-bit (PostgreSQL would raise)."""
+    return whole_number(text, 0, f"a whole number of credits from 0 to {MAX_CREDITS:,}", MAX_CREDITS)
 
 
 def period(text: str) -> Period:
@@ -119,6 +124,15 @@ def add_commands(subparsers: Any) -> None:
     release.add_argument("guild_id", type=guild_id, metavar="GUILD_ID", help="the server's id")
     release.add_argument("--json", action="store_true", help=json_help)
 
+    verify = subparsers.add_parser(
+        "verify",
+        help="check that the running balances agree with the job journal (read-only)",
+        description="Rebuild every balance (per server, member and the bot, per day and all time) from the jobs "
+        "and compare it with the stored one, in one consistent read; changes nothing. Exit status 0 when they "
+        "agree, 1 when they do not (each differing row is listed) or the check could not run.",
+    )
+    verify.add_argument("--json", action="store_true", help=json_help)
+
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The combinations argparse cannot express; `parser` is the sub-command's, for its one-line error."""
@@ -157,19 +171,29 @@ def main(args: argparse.Namespace, *, discord_api: str = DISCORD_API, out: TextI
         return fail(str(error), EXIT_USAGE)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     redact = install_redaction(config.settings)
-    command: Callable[[OwnerConfig, argparse.Namespace, str], Awaitable[tuple[str, Any]]] = {
+    command: Callable[[OwnerConfig, argparse.Namespace, str], Awaitable[Answer]] = {
         "report": report_command,
         "grant": grant_command,
         "release": release_command,
+        "verify": verify_command,
     }[args.command]
     try:
-        text, document = asyncio.run(command(config, args, discord_api))
+        answer = asyncio.run(command(config, args, discord_api))
     except StartupError as error:
         return fail(redact(str(error)), EXIT_USAGE)
     except Exception as error:  # the database went away mid-command, a driver error, …: one line, no secret
         return fail(redact(f"{args.command} failed: {short_reason(error)}"), EXIT_FAILED)
-    out.write(redact(json.dumps(document, indent=2) + "\n" if args.json else text))
-    return EXIT_OK
+    out.write(redact(json.dumps(answer.document, indent=2) + "\n" if args.json else answer.text))
+    return answer.status
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a command prints (as text, or as one JSON document with --json) and its exit status."""
+
+    text: str
+    document: Any
+    status: int = EXIT_OK
 
 
 def fail(message: str, status: int) -> int:
@@ -188,13 +212,13 @@ def short_reason(error: BaseException) -> str:
 # ---- grant and release ------------------------------------------------------------------------------
 
 
-async def grant_command(config: OwnerConfig, args: argparse.Namespace, _: str) -> tuple[str, Any]:
+async def grant_command(config: OwnerConfig, args: argparse.Namespace, _: str) -> Answer:
     async with await open_ledger(config.settings) as ledger:
         if args.reset:
             settings = await ledger.reset_grant(args.guild_id)
         else:
             settings = await ledger.grant(args.guild_id, args.credits, args.period)
-    return describe_settings(settings, reset=args.reset), settings_document(settings)
+    return Answer(describe_settings(settings, reset=args.reset), settings_document(settings))
 
 
 def describe_settings(settings: GuildSettings, *, reset: bool) -> str:
@@ -216,21 +240,38 @@ def settings_document(settings: GuildSettings) -> dict[str, Any]:
     }
 
 
-async def release_command(config: OwnerConfig, args: argparse.Namespace, _: str) -> tuple[str, Any]:
+async def release_command(config: OwnerConfig, args: argparse.Namespace, _: str) -> Answer:
     async with await open_ledger(config.settings) as ledger:
         released = await ledger.release_held(args.guild_id, by=RELEASED_BY)
-    return describe_release(args.guild_id, released), {
-        "guild_id": str(args.guild_id),
-        "released": released.count,
-        "credits": released.credits,
-        "interaction_ids": [str(i) for i in released.interaction_ids],
-    }
+    return Answer(
+        describe_release(args.guild_id, released),
+        {
+            "guild_id": str(args.guild_id),
+            "released": released.count,
+            "credits": released.credits,
+            "interaction_ids": [str(i) for i in released.interaction_ids],
+        },
+    )
 
 
 def describe_release(guild: int, released: ReleasedJobs) -> str:
     if not released.count:
         return f"server {guild}: no held jobs, nothing to release.\n"
     return f"server {guild}: released {released.count} held job(s), {released.credits} credits.\n"
+
+
+# ---- verify -------------------------------------------------------------------------------------------
+
+
+async def verify_command(config: OwnerConfig, _args: argparse.Namespace, _: str) -> Answer:
+    async with await open_ledger(config.settings) as ledger:
+        differences = await ledger.verify()
+    document = {"agree": not differences, "differences": differences}
+    if not differences:
+        return Answer("verify: every balance agrees with the job journal.\n", document)
+    lines = [f"verify: {len(differences)} balance row(s) disagree with the job journal:"]
+    lines += [f"  {line}" for line in differences]
+    return Answer("\n".join(lines) + "\n", document, EXIT_FAILED)
 
 
 # ---- report -------------------------------------------------------------------------------------------
@@ -244,7 +285,7 @@ class Lookup:
     unavailable: str | None = None
 
 
-async def report_command(config: OwnerConfig, args: argparse.Namespace, discord_api: str) -> tuple[str, Any]:
+async def report_command(config: OwnerConfig, args: argparse.Namespace, discord_api: str) -> Answer:
     window = args.period or config.settings.bot_credit_period
     async with await open_ledger(config.settings) as ledger:
         report = await ledger.report(window)
@@ -252,7 +293,7 @@ async def report_command(config: OwnerConfig, args: argparse.Namespace, discord_
         lookup(guild_names(config.discord_token, discord_api), needs=config.discord_token, name="DISCORD_TOKEN"),
         lookup(magic_hour_balance(config), needs=config.magic_hour_api_key, name="MAGIC_HOUR_API_KEY"),
     )
-    return render_report(report, names, balance), report_document(report, names, balance)
+    return Answer(render_report(report, names, balance), report_document(report, names, balance))
 
 
 async def lookup(work: Awaitable[Any], *, needs: str | None, name: str) -> Lookup:
@@ -306,7 +347,7 @@ def render_report(report: Report, names: Lookup, balance: Lookup) -> str:
     rows = [
         (
             str(g.guild_id),
-            known.get(g.guild_id, ""),
+            printable(known.get(g.guild_id, "")),
             str(g.limit),
             g.period.value,
             str(g.used),
@@ -320,7 +361,7 @@ def render_report(report: Report, names: Lookup, balance: Lookup) -> str:
     lines = [f"Credits by server, period {report.period.value} ({window(report.period_start, report.resets_at)})"]
     lines += table(HEADERS, rows, left=2) if rows else ["(no jobs in this period)"]
     if names.unavailable is not None:
-        lines.append(f"server names: unavailable ({names.unavailable})")
+        lines.append(f"server names: unavailable ({printable(names.unavailable)})")
     bot = report.bot
     budget = "no bot-wide budget (BOT_CREDIT_BUDGET is not set)" if bot.budget is None else f"of {bot.budget}"
     lines += [
@@ -331,8 +372,19 @@ def render_report(report: Report, names: Lookup, balance: Lookup) -> str:
     if balance.unavailable is None:
         lines.append(f"balance: {balance.value} Magic Hour credits")
     else:
-        lines.append(f"balance: unavailable ({balance.unavailable})")
+        lines.append(f"balance: unavailable ({printable(balance.unavailable)})")
     return "\n".join(lines) + "\n"
+
+
+UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+"""Controls (escape sequences, carriage returns), format characters (bidi overrides, zero-width) and line
+or paragraph separators: what would let a server's name move the cursor or reorder the owner's screen."""
+
+
+def printable(text: str) -> str:
+    """`text` for a terminal: each unprintable character becomes U+FFFD, so a hostile name shows as
+    mangled rather than rewriting what the owner reads."""
+    return "".join("\ufffd" if unicodedata.category(char) in UNPRINTABLE else char for char in text)
 
 
 def window(start: datetime, end: datetime | None) -> str:

@@ -1,5 +1,6 @@
 """Credits and job records for the bot; knows nothing of Discord or HTTP."""
 
+from .core import MAX_CREDITS
 from .export import export_csv
 from .lifecycle import (
     FINAL_STATUSES,
@@ -41,6 +42,7 @@ __all__ = [
     "COST_PER_JOB",
     "FINAL_STATUSES",
     "INTERRUPTED_ERROR",
+    "MAX_CREDITS",
     "NEVER_SENT_ERROR",
     "OPEN_STATUSES",
     "SETTLED_STATUSES",

@@ -75,18 +75,19 @@ class LedgerCore:
         self._insert: Any = sqlite.insert if self._is_sqlite else postgresql.insert
         self._write_lock = asyncio.Lock()
 
-    async def _run(self, work: Work[T], *, write: bool, durable: str | None = None) -> T:
+    async def _run(self, work: Work[T], *, write: bool, durable: str | None = None, snapshot: bool = False) -> T:
         """Run `work` in one transaction; `work` must be re-runnable.
 
         Plain calls retry only SQLite's lock; `durable` calls (named for the log) retry every transient
-        fault with backoff for up to `retry_seconds`.
+        fault with backoff for up to `retry_seconds`. A `snapshot` read sees one instant of the database in
+        every statement, however many it runs while others write.
         """
 
         async def once() -> T:
             if write and self._is_sqlite:
                 async with self._write_lock:
                     return await self._transaction(work, write=True)
-            return await self._transaction(work, write=write)
+            return await self._transaction(work, write=write, snapshot=snapshot)
 
         if durable is None:
             return await retry_locked(once)
@@ -110,10 +111,14 @@ class LedgerCore:
                 log.warning("ledger %s hit a transient fault (%s); retry %d", action, type(exc).__name__, attempt)
                 await asyncio.sleep(delay)
 
-    async def _transaction(self, work: Work[T], *, write: bool) -> T:
+    async def _transaction(self, work: Work[T], *, write: bool, snapshot: bool = False) -> T:
         async with self._engine.connect() as conn:
             if write:
                 conn = await conn.execution_options(sqlite_begin="IMMEDIATE")
+            elif snapshot and not self._is_sqlite:
+                # PostgreSQL's default (READ COMMITTED) gives each statement its own snapshot; SQLite's read
+                # transaction already keeps the one it started with (WAL).
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             async with conn.begin():
                 return await work(conn)
 

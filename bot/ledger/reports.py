@@ -275,7 +275,10 @@ class Reports(Limits, LedgerCore):
     # ---- proof -----------------------------------------------------------------------------------------
 
     async def verify(self) -> list[str]:
-        """Re-derive every balance from the journal and compare (read-only); one line per difference."""
+        """Re-derive every balance from the journal and compare (read-only); one line per difference.
+
+        Both are read from one snapshot, so moves committed meanwhile by a running bot cannot show as
+        differences."""
 
         async def work(conn: AsyncConnection) -> list[str]:
             stored = {
@@ -300,7 +303,7 @@ class Reports(Limits, LedgerCore):
                 derived.count(journal_entry(row))
             return balances.differences(stored, derived.rows)
 
-        return await self._run(work, write=False)
+        return await self._run(work, write=False, snapshot=True)
 
 
 def _created_within(start: datetime, end: datetime | None) -> ColumnElement[bool]:

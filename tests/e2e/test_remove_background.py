@@ -308,7 +308,9 @@ async def test_queue_shows_position_and_only_the_requester_can_cancel(tmp_path: 
         await world.discord.wait_for(lambda _: len(creates(mh)) == 1, timeout=5)
         queued_id = world.discord.dispatch(queued)
         await world.discord.wait_for(
-            lambda _: any("number 1 in line" in e.json["content"] for e in world.discord.original_edits(queued["token"])),
+            lambda _: any(
+                "number 1 in line" in e.json["content"] for e in world.discord.original_edits(queued["token"])
+            ),
             timeout=5,
         )
         edit = next(e for e in world.discord.original_edits(queued["token"]) if "number 1 in line" in e.json["content"])
@@ -412,7 +414,9 @@ async def test_two_cancel_presses_at_once_are_one_cancel(tmp_path: Path, mh: Fak
         queued = world.discord.slash_command("remove-background", {"image": make_attachment()}, user=bob)
         queued_id = world.discord.dispatch(queued)
         await world.discord.wait_for(
-            lambda _: any("number 1 in line" in e.json["content"] for e in world.discord.original_edits(queued["token"])),
+            lambda _: any(
+                "number 1 in line" in e.json["content"] for e in world.discord.original_edits(queued["token"])
+            ),
             timeout=5,
         )
         edit = next(e for e in world.discord.original_edits(queued["token"]) if "number 1 in line" in e.json["content"])

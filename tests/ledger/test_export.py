@@ -10,6 +10,7 @@ from bot.ledger import ImageSpec, JobStatus, Ledger, Origin, export_csv
 from bot.ledger.export import COLUMNS
 
 from .conftest import NOW
+from .steps import settle
 from .test_ledger import GUILD, reserve
 
 
@@ -19,9 +20,14 @@ def parse(data: bytes) -> list[list[str]]:
 
 async def test_columns_and_values(ledger: Ledger) -> None:
     job = await reserve(ledger)
-    await ledger.mark_sending(job.interaction_id)
-    await ledger.mark_submitted(job.interaction_id, project_id="cm-1")
-    await ledger.settle(job.interaction_id, status=JobStatus.FAILED, credits_charged=0, error="no subject, sorry")
+    await settle(
+        ledger,
+        job.interaction_id,
+        project_id="cm-1",
+        status=JobStatus.FAILED,
+        credits_charged=0,
+        error="no subject, sorry",
+    )
     open_job = await reserve(ledger)
     data, left_out = export_csv(await ledger.export_rows(GUILD, now=NOW))
     assert left_out == 0
@@ -70,10 +76,8 @@ async def test_the_images_of_one_request_share_its_id_and_keep_their_order(ledge
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
 async def test_every_cell_that_a_spreadsheet_would_evaluate_is_quoted(ledger: Ledger, start: str) -> None:
     job = await reserve(ledger)
-    await ledger.mark_sending(job.interaction_id)
-    await ledger.mark_submitted(job.interaction_id, project_id=f"{start}HYPERLINK(1)")
-    formula = f'{start}cmd|" /C calc"!A0'
-    await ledger.settle(job.interaction_id, status=JobStatus.FAILED, credits_charged=0, error=formula)
+    error = f'{start}cmd|" /C calc"!A0'
+    await settle(ledger, job.interaction_id, project_id=f"{start}HYPERLINK(1)", status=JobStatus.FAILED, error=error)
     data, _ = export_csv(await ledger.export_rows(GUILD, now=NOW))
     [row] = parse(data)[1:]
     assert row[4] == f"'{start}HYPERLINK(1)"

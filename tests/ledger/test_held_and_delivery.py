@@ -9,12 +9,14 @@ from bot.ledger import INTERRUPTED_ERROR, JobStatus, Ledger
 from bot.ledger.schema import jobs
 
 from .conftest import NOW, Backend
+from .steps import send, settle, submit
 from .test_ledger import GUILD, OTHER_GUILD, reserve, utc
 
 
 async def held_job(ledger: Ledger, **kwargs):
+    """A job whose create was on its way when the process died: `recover_interrupted` holds it."""
     job = await reserve(ledger, **kwargs)
-    assert await ledger.mark_sending(job.interaction_id)
+    await send(ledger, job.interaction_id)
     return job
 
 
@@ -23,8 +25,7 @@ async def test_held_summary_counts_unconfirmed_jobs_and_since_when(ledger: Ledge
     old = await held_job(ledger, now=utc(2025, 2, 20))  # last month: held, but outside this month's usage
     recent = await held_job(ledger)
     resumable = await reserve(ledger)
-    await ledger.mark_submitted(resumable.interaction_id, project_id="p-ok")
-    await ledger.mark_unknown(resumable.interaction_id, error="poll failed")  # has a project id: not held
+    await submit(ledger, resumable.interaction_id, project_id="p-ok")  # has a project id: polled, not held
     await held_job(ledger, guild=OTHER_GUILD)
     await ledger.recover_interrupted()
 
@@ -33,8 +34,9 @@ async def test_held_summary_counts_unconfirmed_jobs_and_since_when(ledger: Ledge
     usage = await ledger.usage(GUILD, now=NOW)
     assert (usage.held, usage.held_since, usage.reserved) == (5, NOW, 10)
     assert {old.interaction_id, recent.interaction_id} == {
-        j.interaction_id for j in await ledger.history(GUILD) if j.status is JobStatus.UNKNOWN and not j.project_id
+        j.interaction_id for j in await ledger.history(GUILD) if j.status is JobStatus.HELD
     }
+    assert all(j.project_id is None for j in await ledger.history(GUILD) if j.status is JobStatus.HELD)
 
 
 async def test_release_held_frees_credits_records_who_and_is_idempotent(ledger: Ledger) -> None:
@@ -55,7 +57,8 @@ async def test_release_held_frees_credits_records_who_and_is_idempotent(ledger: 
     assert (usage.total, usage.held) == (5, 5)
     # Idempotent, and the other server's and the excluded job are untouched.
     assert (await ledger.release_held(GUILD, by="again", exclude=[still_running.interaction_id])).count == 0
-    assert (await ledger.get_job(other.interaction_id)).status is JobStatus.UNKNOWN
+    assert (await ledger.get_job(other.interaction_id)).status is JobStatus.HELD
+    assert (await ledger.get_job(still_running.interaction_id)).status is JobStatus.HELD
     # Concurrent releases free each job once.
     results = await asyncio.gather(*(ledger.release_held(GUILD, by=f"r{i}") for i in range(5)))
     assert sorted(r.count for r in results) == [0, 0, 0, 0, 1]
@@ -66,22 +69,23 @@ async def test_recover_only_touches_the_guilds_this_process_owns(ledger: Ledger)
     theirs_queued = await reserve(ledger, guild=OTHER_GUILD)
     theirs_sent = await held_job(ledger, guild=OTHER_GUILD)
     mine_running = await reserve(ledger)
-    await ledger.mark_submitted(mine_running.interaction_id, project_id="p-mine")
+    await submit(ledger, mine_running.interaction_id, project_id="p-mine")
     theirs_running = await reserve(ledger, guild=OTHER_GUILD)
-    await ledger.mark_submitted(theirs_running.interaction_id, project_id="p-theirs")
+    await submit(ledger, theirs_running.interaction_id, project_id="p-theirs")
 
     to_poll = await ledger.recover_interrupted(lambda guild_id: guild_id == GUILD)
     assert [j.project_id for j in to_poll] == ["p-mine"]
     assert (await ledger.get_job(mine_queued.interaction_id)).status is JobStatus.REFUNDED
     assert (await ledger.get_job(theirs_queued.interaction_id)).status is JobStatus.RESERVED
-    assert (await ledger.get_job(theirs_sent.interaction_id)).status is JobStatus.RESERVED
+    assert (await ledger.get_job(theirs_sent.interaction_id)).status is JobStatus.SENDING
 
 
-async def test_submitted_without_a_storable_project_id_is_held_after_restart(ledger: Ledger) -> None:
+async def test_an_answer_without_a_storable_project_id_is_held(ledger: Ledger) -> None:
     job = await held_job(ledger)
     stored = await ledger.mark_submitted(job.interaction_id, project_id="x" * 300, credits_charged=5)
-    assert stored is not None and stored.status is JobStatus.SUBMITTED and stored.project_id is None
-    assert await ledger.recover_interrupted() == []
+    assert stored is not None and stored.status is JobStatus.HELD and stored.project_id is None
+    assert "too long" in (stored.error or "")
+    assert await ledger.recover_interrupted() == []  # nothing to poll: it cannot be
     assert (await ledger.held(GUILD)).credits == 5
 
 
@@ -101,10 +105,10 @@ async def test_claim_delivery_lets_exactly_one_process_deliver(backend: Backend)
     assert await old.claim_delivery(job.interaction_id, winner) is False  # delivered: nobody delivers again
 
 
-async def test_a_stale_delivery_claim_can_be_taken_over(ledger: Ledger) -> None:
+async def test_a_stale_delivery_claim_can_be_taken_over(backend: Backend, ledger: Ledger) -> None:
     job = await reserve(ledger)
     assert await ledger.claim_delivery(job.interaction_id, "dead-process") is True
-    async with ledger.engine.begin() as conn:
+    async with backend.raw_engine().begin() as conn:
         await conn.execute(
             update(jobs)
             .where(jobs.c.interaction_id == job.interaction_id)
@@ -117,16 +121,16 @@ async def test_a_stale_delivery_claim_can_be_taken_over(ledger: Ledger) -> None:
 async def test_clear_expired_tokens_only_on_final_jobs_past_15_minutes(ledger: Ledger) -> None:
     early = NOW - timedelta(minutes=20)
     done = await reserve(ledger, now=early, interaction_token="tok-done")
-    await ledger.settle(done.interaction_id, status=JobStatus.COMPLETE, credits_charged=5)
+    await settle(ledger, done.interaction_id)
     refunded = await reserve(ledger, now=early, interaction_token="tok-refunded")
     await ledger.release(refunded.interaction_id, error="422")
     running = await reserve(ledger, now=early, interaction_token="tok-running")
     fresh = await reserve(ledger, now=NOW - timedelta(minutes=5), interaction_token="tok-fresh")
-    await ledger.settle(fresh.interaction_id, status=JobStatus.COMPLETE, credits_charged=5)
+    await settle(ledger, fresh.interaction_id)
 
     assert await ledger.clear_expired_tokens(NOW) == 2
     tokens = {
-        j.interaction_id: (await ledger.get_job(j.interaction_id)).interaction_token
+        j.interaction_id: (await ledger.get_request(j.request_id)).origin.token
         for j in (done, refunded, running, fresh)
     }
     assert tokens == {

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from itertools import count
 
 import pytest
+from sqlalchemy import text
 
 from bot.ledger import (
     COST_PER_JOB,
@@ -18,6 +19,8 @@ from bot.ledger import (
 )
 
 from .conftest import NOW, Backend
+from .steps import hold, send, submit
+from .steps import settle as settle_job
 
 GUILD = 1_100_000_000_000_000_001  # real snowflakes exceed 2^53
 OTHER_GUILD = 2
@@ -45,7 +48,7 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-async def test_reserve_records_the_job(ledger: Ledger) -> None:
+async def test_reserve_records_the_job(backend: Backend, ledger: Ledger) -> None:
     job = await reserve(
         ledger,
         interaction_id=1_234_567_890_123_456_789,
@@ -61,12 +64,18 @@ async def test_reserve_records_the_job(ledger: Ledger) -> None:
     assert job.credits_reserved == COST_PER_JOB and job.credits_charged is None
     assert job.created_at == NOW and job.created_at.tzinfo is UTC
     assert job.delivered is False and job.project_id is None
-    assert "tok-very-secret" not in repr(job)
     stored = await ledger.get_job(job.interaction_id)
     assert stored == job
-    assert stored is not None and stored.interaction_token == "tok-very-secret"
-    assert stored.input_url == "https://cdn.example/a.png" and stored.name == "cat"
+    assert stored is not None and stored.input_url == "https://cdn.example/a.png" and stored.name == "cat"
     assert await ledger.get_job(42) is None
+    # The reply route (and its token, a credential) belongs to the request, never to the image's job.
+    request = await ledger.get_request(job.request_id or "")
+    assert request is not None and request.origin.token == "tok-very-secret"
+    assert request.origin.application_id == 1_200_000_000_000_000_000
+    assert "tok-very-secret" not in repr(request) + repr(job)
+    async with backend.raw_engine().connect() as conn:
+        tokens = (await conn.execute(text("SELECT interaction_token FROM jobs"))).scalars().all()
+    assert tokens == [None]
 
 
 async def test_timestamps_come_back_as_utc(ledger: Ledger) -> None:
@@ -126,6 +135,7 @@ async def test_duplicate_interaction_returns_the_same_job(ledger: Ledger) -> Non
 
 async def test_job_lifecycle_and_charges(ledger: Ledger) -> None:
     job = await reserve(ledger)
+    await send(ledger, job.interaction_id)
     submitted = await ledger.mark_submitted(job.interaction_id, project_id="cm-proj-1", credits_charged=5)
     assert submitted is not None
     assert (submitted.status, submitted.project_id, submitted.credits_charged) == (
@@ -147,7 +157,7 @@ async def test_failed_job_refunded_frees_its_credits(ledger: Ledger) -> None:
     with pytest.raises(LimitExceeded):
         await reserve(ledger)
     job = jobs[0]
-    await ledger.mark_submitted(job.interaction_id, project_id="p-err")
+    await submit(ledger, job.interaction_id, project_id="p-err")
     failed = await ledger.settle(job.interaction_id, status="failed", credits_charged=0, error="no subject found")
     assert failed is not None and failed.status is JobStatus.FAILED and failed.error == "no subject found"
     assert (await ledger.usage(GUILD, now=NOW)).total == 95
@@ -156,7 +166,7 @@ async def test_failed_job_refunded_frees_its_credits(ledger: Ledger) -> None:
 
 async def test_failed_job_that_kept_its_charge_still_counts(ledger: Ledger) -> None:
     job = await reserve(ledger)
-    await ledger.settle(job.interaction_id, status=JobStatus.FAILED, credits_charged=5)
+    await settle_job(ledger, job.interaction_id, status=JobStatus.FAILED, credits_charged=5)
     assert (await ledger.usage(GUILD, now=NOW)).used == 5
     # Magic Hour later updates credits_charged to include the refund: settling again is allowed.
     await ledger.settle(job.interaction_id, status=JobStatus.FAILED, credits_charged=0)
@@ -188,18 +198,18 @@ async def test_release_frees_credits_and_is_final(ledger: Ledger) -> None:
 
 async def test_release_cannot_erase_a_settled_charge(ledger: Ledger) -> None:
     job = await reserve(ledger)
-    await ledger.settle(job.interaction_id, status=JobStatus.COMPLETE, credits_charged=5)
+    await settle_job(ledger, job.interaction_id)
     after = await ledger.release(job.interaction_id, error="late")
     assert after is not None and after.status is JobStatus.COMPLETE
     assert (await ledger.usage(GUILD, now=NOW)).used == 5
 
 
-async def test_unknown_outcome_keeps_counting_until_resolved(ledger: Ledger) -> None:
+async def test_a_held_outcome_keeps_counting_until_resolved(ledger: Ledger) -> None:
     jobs = await fill(ledger, 20)
-    unknown = await ledger.mark_unknown(jobs[0].interaction_id, error="timeout after create was sent")
-    assert unknown is not None and unknown.status is JobStatus.UNKNOWN
+    held = await hold(ledger, jobs[0].interaction_id, error="timeout after create was sent")
+    assert held.error == "timeout after create was sent"
     usage = await ledger.usage(GUILD, now=NOW)
-    assert (usage.reserved, usage.total) == (100, 100)
+    assert (usage.reserved, usage.held, usage.total) == (100, 5, 100)
     with pytest.raises(LimitExceeded):
         await reserve(ledger)
     # Resolved: the project was found after all.
@@ -213,7 +223,8 @@ async def test_transitions_on_missing_jobs_return_none(ledger: Ledger) -> None:
     assert await ledger.mark_submitted(1, project_id="nope") is None
     assert await ledger.settle(1, status=JobStatus.COMPLETE, credits_charged=5) is None
     assert await ledger.release(1, error="x") is None
-    assert await ledger.mark_unknown(1, error="x") is None
+    assert await ledger.mark_held(1, error="x") is None
+    assert await ledger.claim_project(1, project_id="nope", credits_charged=5) is None
     assert await ledger.mark_delivered(1) is None
     assert await ledger.mark_sending(1) is False
     assert await ledger.claim_delivery(1, "p1") is False
@@ -335,26 +346,26 @@ async def test_recover_interrupted(ledger: Ledger) -> None:
     in_flight = await reserve(ledger)
     assert await ledger.mark_sending(in_flight.interaction_id) is True
     submitted = await reserve(ledger)
-    await ledger.mark_submitted(submitted.interaction_id, project_id="p-sub")
-    ambiguous = await reserve(ledger)
-    await ledger.mark_submitted(ambiguous.interaction_id, project_id="p-amb")
-    await ledger.mark_unknown(ambiguous.interaction_id, error="poll kept failing")
+    await submit(ledger, submitted.interaction_id, project_id="p-sub")
+    unanswered = await reserve(ledger)
+    await hold(ledger, unanswered.interaction_id, error="the create timed out")
     finished = await reserve(ledger)
-    await ledger.mark_submitted(finished.interaction_id, project_id="p-done")
-    await ledger.settle(finished.interaction_id, status=JobStatus.COMPLETE, credits_charged=5)
+    await settle_job(ledger, finished.interaction_id, project_id="p-done")
 
     to_poll = await ledger.recover_interrupted()
-    assert [job.project_id for job in to_poll] == ["p-sub", "p-amb"]
+    assert [job.project_id for job in to_poll] == ["p-sub"]
     released = await ledger.get_job(queued.interaction_id)
     assert released is not None and (released.status, released.credits_charged) == (JobStatus.REFUNDED, 0)
     assert released.error == NEVER_SENT_ERROR
     after = await ledger.get_job(in_flight.interaction_id)
-    assert after is not None and (after.status, after.error) == (JobStatus.UNKNOWN, INTERRUPTED_ERROR)
-    # The sent one is never silently released: it still counts, as held.
+    assert after is not None and (after.status, after.error) == (JobStatus.HELD, INTERRUPTED_ERROR)
+    still_held = await ledger.get_job(unanswered.interaction_id)
+    assert still_held is not None and (still_held.status, still_held.error) == (JobStatus.HELD, "the create timed out")
+    # The sent one is never silently released: it still counts, as held (beside the one held before).
     usage = await ledger.usage(GUILD, now=NOW)
-    assert (usage.total, usage.held, usage.held_since) == (20, 5, NOW)
+    assert (usage.total, usage.held, usage.held_since) == (20, 10, NOW)
     # Running it again changes nothing.
-    assert [job.project_id for job in await ledger.recover_interrupted()] == ["p-sub", "p-amb"]
+    assert [job.project_id for job in await ledger.recover_interrupted()] == ["p-sub"]
     assert (await ledger.usage(GUILD, now=NOW)).total == 20
     # A queued job released by a newer process must not be sent by the old one.
     assert await ledger.mark_sending(queued.interaction_id) is False

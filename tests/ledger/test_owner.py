@@ -7,6 +7,7 @@ import pytest
 from bot.ledger import CeilingExceeded, JobStatus, LedgerDefaults, LimitExceeded, Period
 
 from .conftest import NOW, Backend
+from .steps import settle
 from .test_ledger import GUILD, OTHER_GUILD, fill, reserve, utc
 
 THIRD_GUILD = 3
@@ -83,10 +84,10 @@ async def test_report_lists_servers_by_spend_with_the_bot_total(backend: Backend
     ledger = await backend.open(LedgerDefaults(credit_limit=100, bot_budget=1000, bot_period="month"))
     await ledger.set_limit(OTHER_GUILD, 300, "week")
     small = await fill(ledger, 1, guild=GUILD)
-    await ledger.settle(small[0].interaction_id, status=JobStatus.COMPLETE, credits_charged=5)
+    await settle(ledger, small[0].interaction_id)
     big = await fill(ledger, 4, guild=OTHER_GUILD)
-    await ledger.settle(big[0].interaction_id, status=JobStatus.FAILED, credits_charged=0, error="no subject")
-    await ledger.settle(big[1].interaction_id, status=JobStatus.COMPLETE, credits_charged=5)
+    await settle(ledger, big[0].interaction_id, status=JobStatus.FAILED, credits_charged=0, error="no subject")
+    await settle(ledger, big[1].interaction_id)
     assert await ledger.mark_sending(big[2].interaction_id)
     await ledger.recover_interrupted()  # big[2] becomes held, big[3] (never sent) is released
     await reserve(ledger, guild=THIRD_GUILD, now=utc(2025, 2, 1))  # outside March
@@ -110,5 +111,5 @@ async def test_spend_since_counts_bot_wide_spend_in_the_window(ledger) -> None:
     refunded = await reserve(ledger, now=NOW - timedelta(hours=1))
     await ledger.release(refunded.interaction_id, error="422")
     assert await ledger.spend_since(NOW - timedelta(hours=24)) == 10
-    await ledger.settle(recent.interaction_id, status=JobStatus.FAILED, credits_charged=0)
+    await settle(ledger, recent.interaction_id, status=JobStatus.FAILED, credits_charged=0)
     assert await ledger.spend_since(NOW - timedelta(hours=24)) == 5

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.ledger import ImageSpec, JobStatus, Ledger, LedgerDefaults, LimitExceeded
+from bot.ledger import ImageSpec, JobStatus, Ledger, LedgerDefaults, LimitExceeded, Origin
 from bot.ledger.engine import enable_sqlite_wal
 from bot.ledger.migrations import migrate
 
 from .conftest import NOW, Backend
+from .steps import settle
 
 GUILD = 42
 USER = 7
@@ -21,29 +22,30 @@ def images(count: int) -> list[ImageSpec]:
     return [ImageSpec(input_url=f"https://cdn/{i}.png", input_filename=f"shoe{i}.png") for i in range(count)]
 
 
-async def reserve(ledger: Ledger, interaction_id: int, count: int, **options: object):
-    return await ledger.reserve_request(
+async def reserve(ledger: Ledger, interaction_id: int, count: int, *, private: bool = False):
+    origin = Origin(
         interaction_id=interaction_id,
         guild_id=GUILD,
         channel_id=3,
         user_id=USER,
-        images=images(count),
+        created_at=NOW,
         application_id=9,
-        interaction_token="tok",
-        **options,  # type: ignore[arg-type]
+        token="tok",
     )
+    return await ledger.reserve_request(origin, images(count), private=private)
 
 
 async def test_a_request_reserves_one_job_per_image_under_its_own_id(backend: Backend) -> None:
     ledger = await backend.open(LedgerDefaults(credit_limit=100))
     request, jobs = await reserve(ledger, 1001, 5, private=True)
+    assert request.origin.token == "tok" and request.origin.created_at == NOW
     assert request.interaction_id == 1001 and request.id != "1001" and request.images == 5 and request.private
     assert [(job.position, job.request_id, job.input_filename) for job in jobs] == [
         (i, request.id, f"shoe{i}.png") for i in range(5)
     ]
     assert (await ledger.usage(GUILD)).reserved == 25
     # each image is settled on its own, keyed by (interaction, position)
-    await ledger.settle(1001, status=JobStatus.COMPLETE, credits_charged=5, position=3)
+    await settle(ledger, 1001, position=3)
     after = await ledger.request_jobs(request.id)
     assert [job.status for job in after] == [JobStatus.RESERVED] * 3 + [JobStatus.COMPLETE, JobStatus.RESERVED]
     assert (await ledger.get_request(request.id)) == request
@@ -102,8 +104,8 @@ async def test_v4_database_gets_a_request_per_job_without_losing_a_row(backend: 
     old = await ledger.get_job(2001)
     assert old is not None and old.project_id == "proj-1" and old.position == 0 and old.request_id
     request = await ledger.get_request(old.request_id)
-    assert request is not None and (request.interaction_id, request.channel_id, request.images) == (2001, 3, 1)
-    assert request.interaction_token == "tok" and not request.private
+    assert request is not None and (request.interaction_id, request.origin.channel_id, request.images) == (2001, 3, 1)
+    assert request.origin.token == "tok" and not request.private  # the route moved to the request, token and all
     assert await ledger.get_job_by_project("proj-0") is not None
     assert (await ledger.usage(GUILD)).total == 15
     # new requests get new ids and may hold several images per interaction after the upgrade
@@ -118,10 +120,9 @@ async def test_a_requests_token_is_forgotten_once_every_image_is_final_and_15_mi
     ledger = await backend.open(LedgerDefaults(credit_limit=100))
     request, _ = await reserve(ledger, 1006, 2)
     later = NOW + timedelta(minutes=16)
-    await ledger.settle(1006, status=JobStatus.COMPLETE, credits_charged=5, position=0)
+    await settle(ledger, 1006, position=0)
     await ledger.clear_expired_tokens(later)
-    assert (await ledger.get_request(request.id)).interaction_token == "tok"  # image 1 is still open
-    await ledger.settle(1006, status=JobStatus.COMPLETE, credits_charged=5, position=1)
+    assert (await ledger.get_request(request.id)).origin.token == "tok"  # image 1 is still open
+    await settle(ledger, 1006, position=1)
     await ledger.clear_expired_tokens(later)
-    assert (await ledger.get_request(request.id)).interaction_token is None
-    assert all(job.interaction_token is None for job in await ledger.request_jobs(request.id))
+    assert (await ledger.get_request(request.id)).origin.token is None

@@ -1,4 +1,5 @@
-"""The owner's commands (`python -m bot report | grant | release`) as real processes, on SQLite and PostgreSQL.
+"""The owner's commands (`python -m bot report | grant | release | verify`) as real processes, on SQLite and
+PostgreSQL.
 
 The CLI runs through child_bot.py, so server names come from the fake Discord and the balance from the
 fake Magic Hour; the ledger is seeded and checked from this process, as a running bot would see it.
@@ -9,28 +10,61 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import re
 import subprocess
 import sys
+import unicodedata
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.ledger import CeilingExceeded, JobStatus, Ledger, LedgerDefaults
+from bot.ledger import MAX_CREDITS, CeilingExceeded, JobStatus, Ledger, LedgerDefaults, normalize_database_url
 from tests.fakes.discord_api import RecordedRequest
 from tests.fakes.interactions import ADMIN_PERMISSIONS, make_member, make_user
 from tests.process.conftest import CHILD, DISCORD_TOKEN, MH_KEY, BotProcess, Fakes, assert_no_secrets, base_env
-from tests.web.conftest import fresh_postgres_database
 
 DB_PASSWORD = "hunter2-owner-cli-db-secret"
 SECRETS = (DISCORD_TOKEN, MH_KEY, DB_PASSWORD)
 BIG, MIDDLE, SMALL, QUIET = 111_111_111_111_111_111, 222_222_222_222_222_222, 333_333_333_333_333_333, 444
 DEFAULTS = LedgerDefaults(credit_limit=100, max_credit_limit=100)  # the bot's own, from the default settings
 _ids = itertools.count(9_000_000_000_000_000)
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[URL]:
+    """A database of its own on the test server (a child process cannot be given a search_path)."""
+    server = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if not server:
+        pytest.skip("TEST_DATABASE_URL not set: PostgreSQL tests skipped")
+    base = make_url(server).set(drivername="postgresql")
+    name = f"owner_cli_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(base.render_as_string(hide_password=False))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield base.set(database=name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def raw_sql(url: str) -> AsyncIterator[Any]:
+    """A transaction on the database behind the ledger's back (what an operator's psql would do)."""
+    engine = create_async_engine(normalize_database_url(url))
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -90,7 +124,7 @@ async def add_job(ledger: Ledger, guild: int, status: str) -> int:
     await ledger.reserve(interaction_id=iid, guild_id=guild, channel_id=1, user_id=2)
     if status == "held":
         await ledger.mark_sending(iid)
-        await ledger.mark_unknown(iid, error="the create timed out")
+        await ledger.mark_held(iid, error="the create timed out")
         return iid
     await ledger.mark_sending(iid)
     await ledger.mark_submitted(iid, project_id=f"project-{iid}")
@@ -226,7 +260,47 @@ async def test_an_empty_ledger_reports_no_servers(fakes: Fakes, database_url: st
     assert "0 credits (used 0, reserved 0) no bot-wide budget" in result.stdout
 
 
+async def test_report_shows_a_hostile_server_name_without_its_control_characters(
+    fakes: Fakes, database_url: str
+) -> None:
+    """A server's name is whatever its owner typed: escape sequences, carriage returns and bidi overrides
+    would let it clear or reorder the owner's terminal. They are replaced; everything else is kept."""
+    await seed_report(database_url)
+    hostile = "Evil\x1b[2J\x1b]0;pwned\x07\rServer\u202eReversed\u200b\u2028Next\u2029\x00Café 🎨"
+    serve_guild_names(fakes, {BIG: hostile, MIDDLE: "Middle Earth"})
+
+    result = await owner(fakes, "report", database_url=database_url)
+
+    assert result.returncode == 0, result.stderr
+    unsafe = [c for c in result.stdout if c != "\n" and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    assert unsafe == []
+    shown = "Evil\ufffd[2J\ufffd]0;pwned\ufffd\ufffdServer\ufffdReversed\ufffd\ufffdNext\ufffd\ufffdCafé 🎨"
+    assert [row[1] for row in table_rows(result.stdout)[:2]] == ["Middle Earth", shown]
+    # JSON escapes them (its readers get the name exactly as Discord gave it).
+    document = await owner(fakes, "report", "--json", database_url=database_url)
+    assert document.returncode == 0 and "\x1b" not in document.stdout and "\u202e" not in document.stdout
+    assert {g["guild_id"]: g["name"] for g in document.json()["guilds"]}[str(BIG)] == hostile
+
+
 # ---- grant ----------------------------------------------------------------------------------------------
+
+
+async def test_grant_takes_up_to_the_largest_credits_the_ledger_stores(fakes: Fakes, database_url: str) -> None:
+    """Credits are 32-bit columns: one more than they hold is a usage error before anything is written
+    (PostgreSQL would otherwise refuse it mid-command), and the largest is stored exactly."""
+    env = {"DISCORD_TOKEN": "", "MAGIC_HOUR_API_KEY": ""}
+    too_many = await owner(fakes, "grant", str(BIG), str(MAX_CREDITS + 1), database_url=database_url, **env)
+    assert too_many.returncode == 2, too_many.stdout + too_many.stderr
+    lines = too_many.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: grant: ") and "2,147,483,647" in lines[0]
+    assert too_many.stdout == ""
+
+    largest = await owner(fakes, "grant", str(BIG), str(MAX_CREDITS), "--json", database_url=database_url, **env)
+    assert largest.returncode == 0, largest.stderr
+    assert largest.json()["granted_ceiling"] == MAX_CREDITS
+    async with bot_ledger(database_url) as ledger:
+        settings = await ledger.get_settings(BIG)
+        assert (settings.credit_limit, settings.granted_ceiling) == (MAX_CREDITS, MAX_CREDITS)
 
 
 async def test_grant_raises_the_ceiling_the_ledger_enforces_and_reset_undoes_it(
@@ -297,7 +371,7 @@ async def test_release_frees_only_that_servers_held_jobs_and_records_it(fakes: F
             assert job is not None and job.status is JobStatus.REFUNDED and job.credits_charged == 0
             assert job.error is not None and job.error.startswith("released by the bot owner")
         assert (await ledger.get_job(in_flight)).status is JobStatus.SUBMITTED  # type: ignore[union-attr]
-        assert (await ledger.get_job(elsewhere)).status is JobStatus.UNKNOWN  # type: ignore[union-attr]
+        assert (await ledger.get_job(elsewhere)).status is JobStatus.HELD  # type: ignore[union-attr]
         assert (await ledger.usage(BIG)).reserved == 5  # only the job in flight still counts
 
     nothing = await owner(fakes, "release", str(BIG), database_url=database_url)
@@ -306,17 +380,55 @@ async def test_release_frees_only_that_servers_held_jobs_and_records_it(fakes: F
 
 
 async def test_an_operation_that_fails_exits_1_with_one_line(fakes: Fakes, database_url: str) -> None:
-    """A damaged database (the jobs table gone behind the ledger's back) opens, then the command fails."""
+    """A damaged database (the balances table gone behind the ledger's back) opens, then the command fails."""
     async with bot_ledger(database_url) as ledger:
         await add_job(ledger, BIG, "held")
-        async with ledger.engine.begin() as conn:
-            await conn.execute(text("DROP TABLE jobs CASCADE" if "postgresql" in database_url else "DROP TABLE jobs"))
-    for command in (["report"], ["release", str(BIG)]):
+    async with raw_sql(database_url) as conn:
+        await conn.execute(text("DROP TABLE balances"))
+    for command in (["report"], ["release", str(BIG)], ["verify"]):
         result = await owner(fakes, *command, database_url=database_url)
         assert result.returncode == 1, result.stdout + result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: {command[0]} failed: "), result.stderr
         assert result.stdout == ""
+
+
+# ---- verify ---------------------------------------------------------------------------------------------
+
+
+async def test_verify_says_in_one_line_that_the_balances_agree(fakes: Fakes, database_url: str) -> None:
+    await seed_report(database_url)
+    result = await owner(fakes, "verify", database_url=database_url, DISCORD_TOKEN="", MAGIC_HOUR_API_KEY="")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "verify: every balance agrees with the job journal.\n" and result.stderr == ""
+    document = await owner(fakes, "verify", "--json", database_url=database_url)
+    assert document.returncode == 0 and document.json() == {"agree": True, "differences": []}
+
+
+async def test_verify_names_a_balance_row_changed_behind_the_ledgers_back(fakes: Fakes, database_url: str) -> None:
+    await seed_report(database_url)  # MIDDLE: 25 used, 5 held, 6 jobs
+    async with raw_sql(database_url) as conn:
+        changed = await conn.execute(
+            text("UPDATE balances SET used = used + 7 WHERE scope = 'guild' AND guild_id = :g AND day = -1"),
+            {"g": MIDDLE},
+        )
+        assert changed.rowcount == 1
+
+    result = await owner(fakes, "verify", database_url=database_url)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "verify: 1 balance row(s) disagree with the job journal:"
+    assert lines[1:] == [
+        f"  guild {MIDDLE}, all time: stored used=32 reserved=0 held=5 jobs=6 failures=0, "
+        "journal says used=25 reserved=0 held=5 jobs=6 failures=0"
+    ]
+    document = await owner(fakes, "verify", "--json", database_url=database_url)
+    assert document.returncode == 1
+    assert document.json() == {"agree": False, "differences": [line.strip() for line in lines[1:]]}
+    # Read-only: it reports the difference, it does not repair (or otherwise touch) anything.
+    again = await owner(fakes, "verify", database_url=database_url)
+    assert again.returncode == 1 and again.stdout == result.stdout
 
 
 # ---- bad arguments and configuration --------------------------------------------------------------------
@@ -344,6 +456,10 @@ async def test_an_operation_that_fails_exits_1_with_one_line(fakes: Fakes, datab
         (["report", "--period", "fortnight"], "day, week, month, none"),
         (["report", "--jsn"], "unrecognized"),
         (["report", "extra"], "unrecognized"),
+        (["grant", "123", str(MAX_CREDITS + 1)], "from 0 to 2,147,483,647"),
+        (["grant", "123", "99999999999999999999"], "from 0 to 2,147,483,647"),
+        (["verify", "extra"], "unrecognized"),
+        (["verify", "--period", "day"], "unrecognized"),
     ],
 )
 def test_bad_arguments_get_one_line_and_exit_2(tmp_path: Path, argv: list[str], says: str) -> None:
@@ -359,7 +475,7 @@ def test_bad_arguments_get_one_line_and_exit_2(tmp_path: Path, argv: list[str], 
 def test_help_names_every_command_and_its_arguments(tmp_path: Path) -> None:
     top = run_cli(tmp_path, "--help")
     assert top.returncode == 0
-    for command in ("run", "sync", "report", "grant", "release"):
+    for command in ("run", "sync", "report", "grant", "release", "verify"):
         assert command in top.stdout
     grant = run_cli(tmp_path, "grant", "--help")
     assert grant.returncode == 0
@@ -376,7 +492,7 @@ def test_help_names_every_command_and_its_arguments(tmp_path: Path) -> None:
     ],
 )
 def test_bad_configuration_gets_one_line_exit_2_and_no_secret(tmp_path: Path, env: dict[str, str], names: str) -> None:
-    for command in (["report"], ["grant", "1", "5"], ["release", "1"]):
+    for command in (["report"], ["grant", "1", "5"], ["release", "1"], ["verify"]):
         result = run_cli(tmp_path, *command, **env)
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()

@@ -339,7 +339,7 @@ async def test_a_v8_database_with_data_is_upgraded_and_role_limits_apply_to_its_
         assert "role_limits" in await conn.run_sync(tables)
         found = await conn.execute(select(schema_version.c.version).order_by(schema_version.c.version))
         applied = list(found.scalars())
-    assert applied == list(range(1, LATEST_VERSION + 1)) and LATEST_VERSION == 9
+    assert applied == list(range(1, LATEST_VERSION + 1)) and 9 in applied
     settings = await ledger.get_settings(GUILD)
     assert (settings.credit_limit, settings.period, settings.member_limit) == (500, Period.DAY, 25)
     kept = [await ledger.get_job(11, position) for position in range(2)]

@@ -358,6 +358,21 @@ def render_report(report: Report, names: Lookup, balance: Lookup) -> str:
         )
         for g in report.guilds
     ]
+    if (own := report.user_installs) is not None:  # members' own installs: one row, nobody named
+        members = f"{own.members} member{'s' if own.members != 1 else ''}"
+        rows.append(
+            (
+                "user installs",
+                members,
+                "",
+                "",
+                str(own.used),
+                str(own.reserved),
+                str(own.held),
+                str(own.jobs),
+                str(own.failures),
+            )
+        )
     lines = [f"Credits by server, period {report.period.value} ({window(report.period_start, report.resets_at)})"]
     lines += table(HEADERS, rows, left=2) if rows else ["(no jobs in this period)"]
     if names.unavailable is not None:
@@ -427,6 +442,17 @@ def report_document(report: Report, names: Lookup, balance: Lookup) -> dict[str,
             for g in report.guilds
         ],
         "names_unavailable": names.unavailable,
+        "user_installs": None
+        if report.user_installs is None
+        else {
+            "members": report.user_installs.members,
+            "used": report.user_installs.used,
+            "reserved": report.user_installs.reserved,
+            "held": report.user_installs.held,
+            "spend": report.user_installs.spend,
+            "jobs": report.user_installs.jobs,
+            "failures": report.user_installs.failures,
+        },
         "bot": {
             "used": bot.used,
             "reserved": bot.reserved,

@@ -17,7 +17,7 @@ import sys
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.ledger import MAX_CREDITS, CeilingExceeded, JobStatus, Ledger, LedgerDefaults, normalize_database_url
+from bot.ledger import MAX_CREDITS, CeilingExceeded, JobStatus, Ledger, LedgerDefaults, Payer, normalize_database_url
 from tests.fakes.discord_api import RecordedRequest
 from tests.fakes.interactions import ADMIN_PERMISSIONS, make_member, make_user
 from tests.process.conftest import CHILD, DISCORD_TOKEN, MH_KEY, BotProcess, Fakes, assert_no_secrets, base_env
@@ -78,8 +78,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @contextlib.asynccontextmanager
-async def bot_ledger(url: str) -> AsyncIterator[Ledger]:
-    async with await Ledger.open(url, DEFAULTS) as ledger:
+async def bot_ledger(url: str, **defaults: Any) -> AsyncIterator[Ledger]:
+    async with await Ledger.open(url, replace(DEFAULTS, **defaults)) as ledger:
         yield ledger
 
 
@@ -548,3 +548,30 @@ async def test_the_running_bot_obeys_a_grant_made_from_another_process(fakes: Fa
     reset = await owner(fakes, "grant", str(guild), "--reset", database_url=database_url)
     assert reset.returncode == 0, reset.stderr
     assert "ceiling of 100" in await set_limit(300), bot.output
+
+
+async def test_report_shows_members_own_installs_as_one_row_naming_no_one(fakes: Fakes, database_url: str) -> None:
+    await seed_report(database_url)
+    async with bot_ledger(database_url, user_install_limit=50) as ledger:
+        for member in (7_100_000_000_000_000_001, 7_100_000_000_000_000_002):
+            iid = next(_ids)
+            await ledger.reserve(interaction_id=iid, guild_id=None, channel_id=1, user_id=member, payer=Payer.USER)
+            await ledger.mark_sending(iid)
+            await ledger.mark_submitted(iid, project_id=f"project-{iid}")
+            await ledger.settle(iid, status=JobStatus.COMPLETE, credits_charged=5)
+    text = await owner(fakes, "report", database_url=database_url, DISCORD_TOKEN="")
+    assert text.returncode == 0, text.stderr
+    [row] = [line for line in text.stdout.splitlines() if line.startswith("user installs")]
+    assert row.split()[2:] == ["2", "members", "10", "0", "0", "2", "0"]
+    assert "7100000000000000001" not in text.stdout  # members are counted, not named
+    document = (await owner(fakes, "report", "--json", database_url=database_url, DISCORD_TOKEN="")).json()
+    assert document["user_installs"] == {
+        "members": 2,
+        "used": 10,
+        "reserved": 0,
+        "held": 0,
+        "spend": 10,
+        "jobs": 2,
+        "failures": 0,
+    }
+    assert document["bot"]["total"] == 10 + 30 + 10 + 5  # members' own installs count bot-wide too

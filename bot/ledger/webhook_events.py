@@ -17,7 +17,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .core import LedgerCore
-from .schema import webhook_events
+from .lifecycle import OPEN_STATUSES
+from .schema import jobs, webhook_events
 
 PROJECT_EVENTS_CHANNEL = "magic_hour_project_events"
 """PostgreSQL NOTIFY channel: the payload is a project id whose webhook event was just recorded."""
@@ -25,11 +26,24 @@ PROJECT_EVENTS_CHANNEL = "magic_hour_project_events"
 
 class WebhookEventStore(LedgerCore):
     async def record_webhook_event(self, project_id: str, event_type: str, payload: str) -> bool:
-        """Store a verified event of one of the bot's jobs once; False for a duplicate delivery. On PostgreSQL
-        a new event also NOTIFYs every listening process (sent on commit, so the reader finds the row)."""
+        """Store a verified event of one of the bot's open jobs once; False for a duplicate delivery, or when no
+        open job has this project (it settled meanwhile: its events are of no more use). On PostgreSQL a new
+        event also NOTIFYs every listening process (sent on commit, so the reader finds the row).
+
+        The job's row is share-locked while the event is written, so a settle (which deletes a job's events in
+        its own transaction) runs wholly before or wholly after: an event is never left behind a settled job."""
         moment = self._now()
 
         async def work(conn: AsyncConnection) -> bool:
+            open_job = (
+                await conn.execute(
+                    select(jobs.c.id)
+                    .where(jobs.c.project_id == project_id, jobs.c.status.in_([s.value for s in OPEN_STATUSES]))
+                    .with_for_update(read=True)
+                )
+            ).first()
+            if open_job is None:
+                return False
             result = await conn.execute(
                 self._insert(webhook_events)
                 .values(project_id=project_id, event_type=event_type, payload=payload, received_at=moment)

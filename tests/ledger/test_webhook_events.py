@@ -15,7 +15,7 @@ import pytest
 from bot.ledger import JobStatus, Ledger
 
 from .conftest import NOW, Backend
-from .steps import hold, send, settle
+from .steps import hold, send, settle, submit
 
 GUILD, USER = 111_111_111_111_111_111, 222_222_222_222_222_222
 
@@ -28,7 +28,14 @@ async def reserve(ledger: Ledger, interaction_id: int) -> None:
     await ledger.reserve(interaction_id=interaction_id, guild_id=GUILD, channel_id=3, user_id=USER)
 
 
+async def running(ledger: Ledger, interaction_id: int, project_id: str) -> None:
+    """A job Magic Hour is working on, under `project_id`: the only kind whose events are kept."""
+    await reserve(ledger, interaction_id)
+    await submit(ledger, interaction_id, project_id=project_id)
+
+
 async def test_an_event_is_recorded_once(ledger: Ledger) -> None:
+    await running(ledger, 1, "cm1")
     assert await ledger.record_webhook_event("cm1", "image.completed", project_json("cm1")) is True
     assert await ledger.record_webhook_event("cm1", "image.completed", project_json("cm1", "error")) is False
     assert await ledger.record_webhook_event("cm1", "image.started", project_json("cm1", "rendering")) is True
@@ -84,14 +91,36 @@ async def test_racing_claims_of_one_held_job_record_it_once(backend: Backend) ->
     assert await ledgers[1].verify() == []
 
 
+async def test_events_of_no_open_job_are_not_kept(ledger: Ledger) -> None:
+    await reserve(ledger, 1)
+    await settle(ledger, 1, project_id="cm1")
+    # Another app's project, and a job settled before its (late or repeated) event came: nothing to keep.
+    assert await ledger.record_webhook_event("cm-unknown", "image.completed", project_json("cm-unknown")) is False
+    assert await ledger.record_webhook_event("cm1", "image.completed", project_json("cm1")) is False
+    assert await ledger.count_webhook_events() == 0
+
+
+async def test_an_event_racing_its_jobs_settle_is_never_left_behind(backend: Backend) -> None:
+    ledgers = [await backend.open() for _ in range(2)]
+    for interaction_id in range(1, 21):
+        await running(ledgers[0], interaction_id, f"cm{interaction_id}")
+
+    async def settle_one(interaction_id: int) -> None:
+        await ledgers[0].settle(interaction_id, status=JobStatus.COMPLETE, credits_charged=5)
+
+    async def record_one(interaction_id: int) -> None:
+        await ledgers[1].record_webhook_event(f"cm{interaction_id}", "image.completed", project_json("x"))
+
+    await asyncio.gather(*(f(i) for i in range(1, 21) for f in (record_one, settle_one)))
+    assert await ledgers[1].count_webhook_events() == 0
+
+
 async def test_events_are_forgotten_when_their_job_ends(ledger: Ledger) -> None:
-    for interaction_id in (1, 2, 3):
-        await reserve(ledger, interaction_id)
     for interaction_id in (1, 2):
-        await send(ledger, interaction_id)
-        await ledger.mark_submitted(interaction_id, project_id=f"cm{interaction_id}")
+        await running(ledger, interaction_id, f"cm{interaction_id}")
         await ledger.record_webhook_event(f"cm{interaction_id}", "image.started", project_json("x", "rendering"))
-    await ledger.record_webhook_event("cm-unknown", "image.completed", project_json("cm-unknown"))
+    await running(ledger, 3, "cm3")
+    await ledger.record_webhook_event("cm3", "image.completed", project_json("cm3"))
 
     await ledger.settle(1, status=JobStatus.COMPLETE, credits_charged=5)
     assert await ledger.webhook_events_for("cm1") == []  # its payload held the member's result link
@@ -99,7 +128,7 @@ async def test_events_are_forgotten_when_their_job_ends(ledger: Ledger) -> None:
     await ledger.settle(2, status=JobStatus.FAILED, credits_charged=0)
     assert await ledger.webhook_events_for("cm2") == []
 
-    # Events of projects no job claims are pruned by age.
+    # Events of a job that never settles here (given up on) are pruned by age.
     assert await ledger.prune_webhook_events(NOW) == 0
     assert await ledger.prune_webhook_events(NOW + timedelta(seconds=1)) == 1
     assert await ledger.count_webhook_events() == 0
@@ -112,6 +141,8 @@ async def test_an_event_recorded_through_one_ledger_is_notified_to_another(backe
     listener_side, receiver = await backend.open(), await backend.open()
     heard: asyncio.Queue[str] = asyncio.Queue()
     lost = asyncio.Event()
+    await running(receiver, 42, "cm42")
+    await running(receiver, 43, "cm43")
     listener = await listener_side.listen_for_events(heard.put_nowait, lost.set)
     try:
         assert listener.connected

@@ -4,8 +4,6 @@ delivered exactly once and settled, and new commands work afterwards."""
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from bot.ledger import JobStatus
 from tests.e2e.conftest import bot_world
 from tests.fakes.interactions import make_attachment, make_member, make_user
 from tests.fakes.magic_hour import FakeMagicHour
+from tests.postgres import fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
 JOBS = 6
@@ -25,22 +24,8 @@ JOBS = 6
 @pytest.fixture
 async def database_url() -> AsyncIterator[str]:
     """A fresh database on the TEST_DATABASE_URL server, dropped afterwards."""
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("TEST_DATABASE_URL not set: PostgreSQL tests skipped")
-    url = make_url(base)
-    name = f"bot_e2e_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield url.set(database=name).render_as_string(hide_password=False)
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    finally:
-        await admin.close()
+    async with fresh_postgres_database("bot_e2e") as url:
+        yield url.render_as_string(hide_password=False)
 
 
 async def kill_connections(database_url: str) -> int:

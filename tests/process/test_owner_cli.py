@@ -10,26 +10,23 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import re
 import subprocess
 import sys
 import unicodedata
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.ledger import MAX_CREDITS, CeilingExceeded, JobStatus, Ledger, LedgerDefaults, Payer, normalize_database_url
 from tests.fakes.discord_api import RecordedRequest
 from tests.fakes.interactions import ADMIN_PERMISSIONS, make_member, make_user
+from tests.postgres import fresh_postgres_database
 from tests.process.conftest import CHILD, DISCORD_TOKEN, MH_KEY, BotProcess, Fakes, assert_no_secrets, base_env
 
 DB_PASSWORD = "hunter2-owner-cli-db-secret"
@@ -37,23 +34,6 @@ SECRETS = (DISCORD_TOKEN, MH_KEY, DB_PASSWORD)
 BIG, MIDDLE, SMALL, QUIET = 111_111_111_111_111_111, 222_222_222_222_222_222, 333_333_333_333_333_333, 444
 DEFAULTS = LedgerDefaults(credit_limit=100, max_credit_limit=100)  # the bot's own, from the default settings
 _ids = itertools.count(9_000_000_000_000_000)
-
-
-@contextlib.asynccontextmanager
-async def fresh_postgres_database() -> AsyncIterator[URL]:
-    """A database of its own on the test server (a child process cannot be given a search_path)."""
-    server = os.environ.get("TEST_DATABASE_URL", "").strip()
-    if not server:
-        pytest.skip("TEST_DATABASE_URL not set: PostgreSQL tests skipped")
-    base = make_url(server).set(drivername="postgresql")
-    name = f"owner_cli_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(base.render_as_string(hide_password=False))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield base.set(database=name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +53,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'owner.db'}"
         return
-    async with fresh_postgres_database() as url:  # the test server trusts local connections: any password works
+    # The test server trusts local connections: any password works.
+    async with fresh_postgres_database("owner_cli") as url:
         yield url.set(password=DB_PASSWORD).render_as_string(hide_password=False)
 
 

@@ -14,8 +14,9 @@ from bot.ledger import JobStatus
 from bot.resources import open_resources, serve_http
 from bot.settings import parse_settings
 from tests.fakes.interactions import make_attachment
+from tests.postgres import fresh_postgres_database
 from tests.process.conftest import DISCORD_TOKEN, MH_KEY, Fakes
-from tests.web.conftest import WEBHOOK_SECRET, fresh_postgres_database
+from tests.web.conftest import WEBHOOK_SECRET
 
 
 async def test_the_event_sent_to_another_process_wakes_the_owner(fakes: Fakes) -> None:

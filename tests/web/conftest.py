@@ -7,16 +7,12 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
-from sqlalchemy.engine import URL, make_url
 
 from tests.e2e.conftest import mh  # noqa: F401 - the fake Magic Hour fixture
 from tests.fakes.magic_hour import FakeMagicHour
@@ -47,27 +43,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 # -- PostgreSQL: a fresh database per test (NOTIFY is per database, so tests cannot wake each other) --
-
-
-def postgres_server_url() -> str | None:
-    url = os.environ.get("TEST_DATABASE_URL", "").strip()
-    return url or None
-
-
-@contextlib.asynccontextmanager
-async def fresh_postgres_database() -> AsyncIterator[URL]:
-    server = postgres_server_url()
-    if server is None:
-        pytest.skip("TEST_DATABASE_URL not set: PostgreSQL tests skipped")
-    base = make_url(server).set(drivername="postgresql")
-    name = f"webhooks_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(base.render_as_string(hide_password=False))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield base.set(database=name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 class TcpProxy:

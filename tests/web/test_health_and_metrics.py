@@ -16,7 +16,8 @@ from bot.web.limits import HttpLimits
 from tests.e2e.conftest import BotWorld, bot_world
 from tests.fakes.interactions import make_attachment
 from tests.fakes.magic_hour import FakeMagicHour
-from tests.web.conftest import WEBHOOK_SECRET, TcpProxy, fresh_postgres_database
+from tests.postgres import fresh_postgres_database
+from tests.web.conftest import WEBHOOK_SECRET, TcpProxy
 
 QUICK_HEALTH = HttpLimits(health_cache_seconds=0.2)
 

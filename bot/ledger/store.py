@@ -28,11 +28,11 @@ from .reports import Reports
 from .reservations import Reservations
 from .transitions import Transitions
 from .urls import normalize_database_url, redact_database_url
-from .webhook_events import PROJECT_EVENTS_CHANNEL, WebhookEventStore
+from .webhook_events import WebhookEventStore
 
 log = logging.getLogger("bot.ledger")
 
-__all__ = ["PROJECT_EVENTS_CHANNEL", "Ledger"]  # the channel: still imported from here by bot.project_events
+__all__ = ["Ledger"]
 
 
 class Ledger(Reservations, Transitions, Reports, Cleanup, WebhookEventStore, MetaStore):

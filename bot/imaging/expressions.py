@@ -109,6 +109,12 @@ def _resized(image: Image.Image, side: int) -> Image.Image:
     return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
+def _fitted_subject(data: bytes, side: int, max_pixels: int) -> Image.Image | CannotFit:
+    """The subject, trimmed and fitted into a `side` square: where an emoji and a sticker both start."""
+    subject = _subject(data, max_pixels)
+    return subject if isinstance(subject, CannotFit) else _resized(subject, side)
+
+
 def make_emoji(
     data: bytes,
     filename: str | None,
@@ -117,11 +123,9 @@ def make_emoji(
     max_pixels: int = MAX_PIXELS,
 ) -> EmojiImage | CannotFit:
     """Trimmed to the subject, fitted into a `side` square (proportions kept), PNG within `max_bytes`."""
-    subject = _subject(data, max_pixels)
-    if isinstance(subject, CannotFit):
-        return subject
-    fitted = _resized(subject, side)
-    del subject
+    fitted = _fitted_subject(data, side, max_pixels)
+    if isinstance(fitted, CannotFit):
+        return fitted
 
     def render(scale: float) -> Image.Image:
         return fitted if scale == 1.0 else _resized(fitted, max(1, round(side * scale)))
@@ -140,11 +144,9 @@ def make_sticker(
     max_pixels: int = MAX_PIXELS,
 ) -> StickerImage | CannotFit:
     """Trimmed, fitted and centred on a transparent STICKER_SIDE square, PNG within `max_bytes`."""
-    subject = _subject(data, max_pixels)
-    if isinstance(subject, CannotFit):
-        return subject
-    fitted = _resized(subject, STICKER_SIDE)
-    del subject
+    fitted = _fitted_subject(data, STICKER_SIDE, max_pixels)
+    if isinstance(fitted, CannotFit):
+        return fitted
 
     def render(scale: float) -> Image.Image:
         inner = fitted if scale == 1.0 else _resized(fitted, max(1, round(STICKER_SIDE * scale)))

@@ -30,7 +30,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -42,6 +41,7 @@ import aiohttp
 from aiohttp import web
 from PIL import Image, ImageDraw
 
+from bench.process_memory import PeakSampler, status_kib
 from bot.adapter.bot import BackgroundBot
 from bot.resources import open_resources
 from bot.settings import parse_settings
@@ -77,14 +77,6 @@ def photo_cutout(side: int) -> bytes:
     out = io.BytesIO()
     subject.save(out, "PNG")
     return out.getvalue()
-
-
-def vm_kib(field_name: str) -> int:
-    """A VmRSS/VmHWM line of /proc/self/status, in KiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field_name} not in /proc/self/status")
 
 
 def is_delivery(record: RecordedRequest, size: int) -> bool:
@@ -151,7 +143,7 @@ async def serve_fakes(config: dict[str, Any]) -> None:
                 "processed": processed,
                 "violations": mh.violations,
                 "mh_creates": mh.creates,
-                "vm_hwm_kib": vm_kib("VmHWM"),
+                "vm_hwm_kib": status_kib("VmHWM"),
             }
         )
 
@@ -362,43 +354,6 @@ async def run_burst(
     return RunResult(dispatched, await world.fakes.report(), elapsed, len(harness.errors), loop_ms)
 
 
-class RssSampler:
-    """Peak RSS from a thread (so a blocked event loop cannot hide a peak), every 10 ms, plus VmHWM.
-
-    VmHWM is the kernel's exact high-water mark; writing 5 to clear_refs resets it to the current RSS
-    so it starts at the baseline.
-    """
-
-    def __init__(self, interval: float = 0.01) -> None:
-        self.interval = interval
-        self.baseline_kib = 0
-        self.peak_kib = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self.hwm_reset = False
-
-    def start(self) -> None:
-        self.baseline_kib = vm_kib("VmRSS")
-        self.peak_kib = self.baseline_kib
-        with contextlib.suppress(OSError):
-            Path("/proc/self/clear_refs").write_text("5")
-            self.hwm_reset = True
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak_kib = max(self.peak_kib, vm_kib("VmRSS"))
-            self.samples += 1
-
-    def stop(self) -> tuple[float, float | None]:
-        """(peak growth from samples, peak growth from VmHWM) in MB."""
-        self._stop.set()
-        self._thread.join()
-        hwm = (vm_kib("VmHWM") - self.baseline_kib) * 1024 / 1e6 if self.hwm_reset else None
-        return (self.peak_kib - self.baseline_kib) * 1024 / 1e6, hwm
-
-
 # --------------------------------------------------------------------------- the two scenarios
 
 
@@ -459,12 +414,11 @@ async def batch_scenario(args: argparse.Namespace, out: Rows) -> None:
             MAX_CONCURRENT_JOBS="16",
         ) as world:
             payloads = batch_payloads(world.harness, requests, images)
-            sampler = RssSampler()
+            sampler = PeakSampler()
             sampler.start()
             result = await run_burst(world, requests, timeout=300, payloads=payloads)
-            rss_peak, hwm_peak = sampler.stop()
+            peak = sampler.stop().growth_mb
     acks = result.ack_ms()
-    peak = max(rss_peak, hwm_peak if hwm_peak is not None else rss_peak)
     name = f"{requests} requests of {images} images, 16 concurrent"
     p99 = percentile(acks, 99)
     out.add(name, "interactions acknowledged", f"{len(acks)}/{requests}")
@@ -495,12 +449,11 @@ async def options_scenario(args: argparse.Namespace, out: Rows) -> None:
         ) as world:
             slots = args.options_slots
             payloads = options_payloads(world.harness, count)
-            sampler = RssSampler()
+            sampler = PeakSampler()
             sampler.start()
             result = await run_burst(world, count, timeout=600, payloads=payloads)
-            rss_peak, hwm_peak = sampler.stop()
+            peak = sampler.stop().growth_mb
     acks = result.ack_ms()
-    peak = max(rss_peak, hwm_peak if hwm_peak is not None else rss_peak)
     p99 = percentile(acks, 99)
     files, processed = result.files_delivered(), result.report["processed"]
     name = f"{count} with color:#ffffff trim:True, {side}x{side} cutouts, {slots} image slot(s)"
@@ -542,13 +495,15 @@ async def memory_pass(args: argparse.Namespace, *, trace: bool) -> tuple[RunResu
                 figures["traced_peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
                 tracemalloc.stop()
             else:
-                sampler = RssSampler()
+                sampler = PeakSampler()
                 sampler.start()
                 result = await run_burst(world, args.inflight, timeout=120)
-                figures["rss_peak_mb"], hwm = sampler.stop()
-                figures["hwm_peak_mb"] = hwm if hwm is not None else figures["rss_peak_mb"]
-                figures["baseline_mb"] = sampler.baseline_kib * 1024 / 1e6
-                figures["samples"] = sampler.samples
+                peaks = sampler.stop()
+                figures["rss_peak_mb"] = peaks.sampled_growth_mb
+                hwm = peaks.hwm_growth_mb
+                figures["hwm_peak_mb"] = hwm if hwm is not None else peaks.sampled_growth_mb
+                figures["baseline_mb"] = peaks.baseline_mb
+                figures["samples"] = peaks.samples
             figures["child_hwm_mb"] = result.report["vm_hwm_kib"] * 1024 / 1e6
     return result, figures
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from bench.process_memory import status_kib
 from bot.imaging import ImageWorker, ResultOptions, make_emoji, make_sticker, process
 from bot.imaging.results import WEBP_MAX_PIXELS
 
@@ -43,13 +44,6 @@ def cutout_png(width: int, height: int) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG", compress_level=1)
     return out.getvalue()
-
-
-def vm_kib(field_name: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field_name} not in /proc/self/status")
 
 
 # --------------------------------------------------------------------------- the child: one scenario
@@ -89,14 +83,14 @@ SCENARIOS: dict[str, Callable[[bytes, int], object]] = {
 
 def child(scenario: str, path: str, count: int) -> None:
     data = Path(path).read_bytes()
-    baseline = vm_kib("VmRSS")
+    baseline = status_kib("VmRSS")
     started, cpu_started = time.perf_counter(), time.process_time()
     result = SCENARIOS[scenario](data, count)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     first = result[0] if isinstance(result, list) else result
     size = len(getattr(first, "data", b""))
     kind = getattr(first, "extension", "png")
-    peak = (vm_kib("VmHWM") - baseline) / 1024
+    peak = (status_kib("VmHWM") - baseline) / 1024
     print(json.dumps({"seconds": elapsed, "cpu": cpu, "peak_mb": peak, "bytes": size, "format": kind}))
 
 

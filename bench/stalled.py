@@ -26,19 +26,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import resource
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.process_memory import PeakSampler
 from bench.webhooks import MH_TOKEN, median, ms, p95, world
 from bot.webhooks import MAX_BODY_BYTES
 from tests.fakes.discord_harness import DiscordHarness
@@ -50,54 +48,6 @@ CONNECT_AT_ONCE = 200
 
 
 # --------------------------------------------------------------------------- the measured child
-
-
-def status_kib(name: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(name + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{name} not in /proc/self/status")
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-class ProcessSampler:
-    """Peak RSS and open descriptors from a thread every 10 ms, plus the kernel's VmHWM reset at start."""
-
-    def __init__(self, interval: float = 0.01) -> None:
-        self.interval = interval
-        self.baseline_kib = status_kib("VmRSS")
-        self.baseline_fds = open_fds()
-        self.peak_kib = self.baseline_kib
-        self.peak_fds = self.baseline_fds
-        self.hwm_reset = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self) -> None:
-        with contextlib.suppress(OSError):
-            Path("/proc/self/clear_refs").write_text("5")
-            self.hwm_reset = True
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak_kib = max(self.peak_kib, status_kib("VmRSS"))
-            self.peak_fds = max(self.peak_fds, open_fds())
-
-    def stop(self) -> dict[str, Any]:
-        self._stop.set()
-        self._thread.join()
-        hwm = status_kib("VmHWM") if self.hwm_reset else None
-        return {
-            "baseline_mb": self.baseline_kib * 1024 / 1e6,
-            "sampled_growth_mb": (self.peak_kib - self.baseline_kib) * 1024 / 1e6,
-            "hwm_growth_mb": None if hwm is None else (hwm - self.baseline_kib) * 1024 / 1e6,
-            "baseline_fds": self.baseline_fds,
-            "peak_fds": self.peak_fds,
-        }
 
 
 def counters(registry: Any, prefixes: tuple[str, ...]) -> dict[str, float]:
@@ -156,7 +106,7 @@ async def run_row(config: dict[str, Any]) -> None:
                 bot = harness.bot
                 await member_commands(harness, mh, 1, config["duration"], 0.0, "warmup")
                 assert mh.webhook_url is not None
-                sampler = ProcessSampler()
+                sampler = PeakSampler(fds=True)
                 sampler.start()
                 say({"port": urlsplit(mh.webhook_url).port, "body_cap": MAX_BODY_BYTES})
                 await read_line()  # the attacker's connections are open
@@ -165,7 +115,7 @@ async def run_row(config: dict[str, Any]) -> None:
                     harness, mh, config["jobs"], config["duration"], config["stagger"], "member"
                 )
                 await asyncio.sleep(config.get("linger", 0.0))
-                memory = sampler.stop()
+                memory = asdict(sampler.stop())
                 webhook_statuses: dict[str, int] = {}
                 for delivery in mh.webhook_deliveries[2:]:  # the warm-up job's two events excluded
                     key = str(delivery.status)
